@@ -1,0 +1,132 @@
+"""Where the course reads and writes, the profile switch, and fixed seeds.
+
+Every notebook's first code cell calls :func:`notebook_setup`; the command line reads the
+same variables. Taught in notebook 01 (the profile cell) and used everywhere.
+
+Environment variables (all optional):
+
+- ``ROTATION_COURSE_PROFILE``: ``quick`` (default; CPU, offline, minutes), ``workshop`` or ``full``.
+- ``ROTATION_COURSE_IMAGES``: a folder of photos (several joined with ``os.pathsep``); without it
+  the photos that ship inside installed packages are used (see :mod:`rotation_utils.sources`).
+- ``ROTATION_COURSE_RUN_DIR``: where checkpoints, figures and summaries go
+  (default ``<project>/runs/latest``).
+- ``ROTATION_COURSE_DATA_DIR``: where rotated images of the FiftyOne dataset are written
+  (default ``<project>/data``).
+- ``ROTATION_COURSE_MNIST``: a folder with the MNIST IDX files for notebook 02
+  (default: scikit-learn's 8×8 digits, which ship offline).
+"""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "PROJECT_ROOT",
+    "seed_everything",
+    "run_dir",
+    "data_dir",
+    "image_folders",
+    "display_path",
+    "notebook_setup",
+]
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+#: The checkout's root when the package is used from a clone (editable install), else the cwd.
+PROJECT_ROOT = (_PACKAGE_DIR.parent if (_PACKAGE_DIR.parent / "pyproject.toml").exists()
+                else Path.cwd())
+
+
+def seed_everything(seed: int = 0) -> None:
+    """Fix the seeds of Python, NumPy and PyTorch (CPU and CUDA) in one place.
+
+    seed: a non-negative integer. Deterministic algorithms are not forced (they would slow
+    training); on the CPU the same seed gives the same numbers run after run.
+    """
+    random.seed(seed)
+    np.random.seed(seed)
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def run_dir(create: bool = True) -> Path:
+    """Folder for checkpoints, figures and ``training_summary.json`` (``ROTATION_COURSE_RUN_DIR``)."""
+    path = Path(os.environ.get("ROTATION_COURSE_RUN_DIR") or PROJECT_ROOT / "runs" / "latest")
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def data_dir(create: bool = True) -> Path:
+    """Folder for rotated images written by the dataset builder (``ROTATION_COURSE_DATA_DIR``)."""
+    path = Path(os.environ.get("ROTATION_COURSE_DATA_DIR") or PROJECT_ROOT / "data")
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def image_folders() -> list[Path]:
+    """Folders named by ``ROTATION_COURSE_IMAGES`` (``os.pathsep``-separated); [] when unset.
+
+    Raises FileNotFoundError if a named folder does not exist, so a typo is not silently
+    replaced by the offline default.
+    """
+    value = os.environ.get("ROTATION_COURSE_IMAGES", "").strip()
+    if not value:
+        return []
+    folders = [Path(p).expanduser() for p in value.split(os.pathsep) if p.strip()]
+    missing = [str(p) for p in folders if not p.is_dir()]
+    if missing:
+        raise FileNotFoundError(
+            f"ROTATION_COURSE_IMAGES names folders that do not exist: {missing}. "
+            "Unset it to use the offline photos that ship with the installed packages.")
+    return folders
+
+
+def display_path(path) -> str:
+    """A path as it should be shown in stored outputs, never an absolute machine path.
+
+    Inside the project or beside it (``../shared``): relative to the cwd. Under the home
+    folder: ``~/…``. Elsewhere: ``…/`` and the last two parts.
+    """
+    path = Path(path).expanduser().resolve()
+    workspace = PROJECT_ROOT.resolve().parent
+    if path == workspace or workspace in path.parents:
+        return os.path.relpath(path, Path.cwd())
+    home = Path.home().resolve()
+    if home in path.parents:
+        return "~/" + path.relative_to(home).as_posix()
+    return "…/" + "/".join(path.parts[-2:])
+
+
+def notebook_setup(seed: int = 0, quiet: bool = False):
+    """The profile cell of every notebook: fix seeds, pick the profile, say where things go.
+
+    Returns the :class:`rotation_utils.profiles.Profile` chosen by ``ROTATION_COURSE_PROFILE``.
+    Raises ValueError for an unknown profile name.
+    """
+    import warnings
+
+    from .profiles import get_profile
+
+    warnings.filterwarnings("ignore", message=".*IProgress not found.*")
+    seed_everything(seed)
+    profile = get_profile()
+    if not quiet:
+        try:
+            import torch
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+            threads = torch.get_num_threads()
+        except ImportError:  # pragma: no cover
+            device, threads = "cpu", os.cpu_count()
+        print(f"profile: {profile.name} ({profile.description})")
+        print(f"device: {device}, {threads} CPU threads, seed {seed}")
+        print(f"run folder: {display_path(run_dir())}")
+    return profile

@@ -1,0 +1,232 @@
+"""Measuring circular error: predictions, summaries and the evaluation protocol.
+
+Taught in notebook 05. The protocol of :func:`evaluate_folder`: each photo rotated by
+``rotations`` seeded angles, border ``crop`` (the largest inscribed rectangle, so no border
+pixels remain to give the angle away), the centred square resized to the model's input size.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from . import angles
+
+__all__ = [
+    "predict",
+    "evaluate_loader",
+    "evaluate_folder",
+    "REFERENCE_SUMMARY",
+    "chance_summary",
+    "format_comparison",
+    "error_by_true_angle",
+    "coverage_curve",
+    "link_photos",
+]
+
+
+@torch.no_grad()
+def predict(model, loader, device=None, progress: bool = False) -> dict:
+    """Run the model over a loader of (images, targets, angles in degrees).
+
+    Returns NumPy arrays: ``predicted_deg`` (N,) in [0, 360), ``true_deg`` (N,),
+    ``error_deg`` (N,) circular absolute errors in [0, 180], ``vector_norm`` (N,) length of the
+    predicted (cos θ, sin θ) vector (short vectors mean an unsure network), ``outputs`` (N, 2),
+    and ``loss``: the mean MSE against the targets.
+    """
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model = model.to(device).eval()
+    outputs, truths, losses, count = [], [], 0.0, 0
+    for images, targets, angle_deg in tqdm(loader, desc="predict", leave=False, disable=not progress):
+        out = model(images.to(device)).float().cpu()
+        losses += nn.functional.mse_loss(out, targets, reduction="sum").item() / 2
+        count += len(images)
+        outputs.append(out)
+        truths.append(angle_deg)
+    out = torch.cat(outputs).numpy().astype(np.float64)
+    true_deg = torch.cat(truths).numpy().astype(np.float64)
+    predicted_deg = angles.decode_angle_deg(out)
+    return {
+        "predicted_deg": predicted_deg,
+        "true_deg": true_deg,
+        "error_deg": angles.circular_absolute_error_deg(predicted_deg, true_deg),
+        "vector_norm": np.linalg.norm(out, axis=1),
+        "outputs": out,
+        "loss": losses / max(count, 1),
+    }
+
+
+def evaluate_loader(model, loader, device=None, progress: bool = False) -> dict:
+    """:func:`predict` plus the summary metrics (:func:`rotation_utils.angles.summarize_errors`)."""
+    result = predict(model, loader, device, progress)
+    result["summary"] = angles.summarize_errors(result["error_deg"])
+    return result
+
+
+def evaluate_folder(checkpoint, images, rotations: int = 6, seed: int = 0, border: str = "crop",
+                    batch_size: int = 64, device=None, progress: bool = False,
+                    max_photos: int | None = None) -> dict:
+    """Evaluate a saved model on a folder of photos with the course's protocol.
+
+    checkpoint: path of a ``best.pt``. images: a folder (searched recursively) or a list of
+    folders. rotations: seeded angles per photo (degrees uniform in [0, 360)). border:
+    ``crop`` or ``reflect``. Returns the summary dict: ``n``, ``mae_deg``, ``median_deg``,
+    ``p90_deg``, ``within_5``, ``within_10``, ``within_15``, plus ``skipped`` (unusable files).
+    Raises FileNotFoundError (missing checkpoint or folder), ValueError (bad checkpoint,
+    no usable photo).
+    """
+    from .datasets import FixedRotationDataset
+    from .models import load_checkpoint
+    from .sources import resolve_photos
+
+    model, metadata = load_checkpoint(checkpoint, verbose=False)
+    source = resolve_photos(images, max_photos=max_photos, verbose=False)
+    dataset = FixedRotationDataset(source.paths, metadata.get("image_size", 224), rotations=rotations,
+                                   seed=seed, border=border)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    result = evaluate_loader(model, loader, device, progress)
+    return {**result["summary"], "skipped": len(source.skipped)}
+
+
+#: The reference result's validation metrics (ResNet18 from ImageNet weights, 30k COCO-2017
+#: photos × 6 rotations, trained on a GPU). Only these three were published; degrees and shares.
+REFERENCE_SUMMARY = {"mae_deg": 4.57, "median_deg": 1.74, "within_5": 0.881}
+
+
+def chance_summary() -> dict:
+    """The metrics of guessing: what a uniformly random angle scores, in expectation.
+
+    The circular absolute error of a uniform guess is uniform on [0, 180] degrees, so the MAE
+    and median are 90°, the 90th percentile 162° and the share within t degrees is t / 180.
+    Returns a dict with the keys of :func:`rotation_utils.angles.summarize_errors` except ``n``.
+    """
+    return {"mae_deg": angles.RANDOM_GUESS_MAE_DEG, "median_deg": 90.0, "p90_deg": 162.0,
+            "within_5": 5 / 180, "within_10": 10 / 180, "within_15": 15 / 180}
+
+
+_COLUMNS = [("n", "n", "{:d}"), ("mae_deg", "MAE", "{:.2f}°"), ("median_deg", "median", "{:.2f}°"),
+            ("p90_deg", "p90", "{:.2f}°"), ("within_5", "within 5°", "{:.1%}"),
+            ("within_10", "within 10°", "{:.1%}"), ("within_15", "within 15°", "{:.1%}")]
+
+
+def format_comparison(named_summaries: dict) -> str:
+    """A fixed-width text table comparing summaries, one row per name.
+
+    named_summaries: {row name: dict with any of the keys of
+    :func:`rotation_utils.angles.summarize_errors`} (degrees; shares in [0, 1], shown as %).
+    A missing metric is shown as ``–`` (the reference result published only three).
+    Returns the table as a string (no trailing newline). Raises ValueError for no rows.
+    """
+    if not named_summaries:
+        raise ValueError("format_comparison needs at least one summary")
+    width = max(12, *(len(str(name)) for name in named_summaries)) + 2
+    lines = [" " * width + "".join(f"{header:>12}" for _, header, _ in _COLUMNS)]
+    for name, summary in named_summaries.items():
+        cells = [fmt.format(summary[key]) if summary.get(key) is not None else "–"
+                 for key, _, fmt in _COLUMNS]
+        lines.append(f"{str(name):<{width}}" + "".join(f"{cell:>12}" for cell in cells))
+    return "\n".join(lines)
+
+
+def error_by_true_angle(true_deg, error_deg, bin_width_deg: float = 30.0) -> dict:
+    """Mean circular error per bin of the true angle: is the network worse at some angles?
+
+    true_deg: (N,) true angles in degrees (wrapped into [0, 360) here). error_deg: (N,)
+    circular absolute errors in degrees. bin_width_deg: must divide 360 (e.g. 30 → 12 bins).
+    Returns NumPy arrays ``bin_start_deg`` (B,), ``bin_center_deg`` (B,), ``mae_deg`` (B,)
+    (NaN for an empty bin) and ``count`` (B,) ints.
+    Raises ValueError for shapes that differ or a width that does not divide 360.
+    """
+    true_deg = angles.wrap_angle_deg(np.asarray(true_deg, dtype=np.float64).ravel())
+    error_deg = np.asarray(error_deg, dtype=np.float64).ravel()
+    if true_deg.shape != error_deg.shape:
+        raise ValueError(f"true_deg and error_deg differ in shape: {true_deg.shape} vs {error_deg.shape}")
+    n_bins = 360.0 / bin_width_deg
+    if bin_width_deg <= 0 or abs(n_bins - round(n_bins)) > 1e-9:
+        raise ValueError(f"bin_width_deg must divide 360, got {bin_width_deg}")
+    n_bins = int(round(n_bins))
+    index = np.minimum((true_deg // bin_width_deg).astype(int), n_bins - 1)
+    count = np.bincount(index, minlength=n_bins)
+    total = np.bincount(index, weights=error_deg, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mae = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    start = np.arange(n_bins) * float(bin_width_deg)
+    return {"bin_start_deg": start, "bin_center_deg": start + bin_width_deg / 2,
+            "mae_deg": mae, "count": count}
+
+
+def coverage_curve(error_deg, confidence, coverages=None) -> dict:
+    """Error of the samples kept when the network abstains on its least confident ones.
+
+    error_deg: (N,) circular absolute errors in degrees. confidence: (N,) larger means surer,
+    e.g. ``vector_norm`` from :func:`predict` (a short (cos θ, sin θ) vector is an unsure one).
+    coverages: (K,) shares in (0, 1] of samples to keep (default: k / N for k = 1 … N); keeping
+    a share c keeps the ceil(c · N) most confident samples (ties: the earlier sample first).
+    Returns NumPy arrays ``coverage`` (K,), ``kept`` (K,) ints, ``mae_deg`` (K,) and
+    ``within_5`` (K,) (share ≤ 5° among the kept). At coverage 1 the MAE is the overall MAE; a
+    confidence that carries no information gives a curve that stays flat around it.
+    Raises ValueError for an empty input, shapes that differ or a coverage outside (0, 1].
+    Source: risk–coverage curves of selective prediction (Geifman & El-Yaniv, NeurIPS 2017).
+    """
+    error_deg = np.asarray(error_deg, dtype=np.float64).ravel()
+    confidence = np.asarray(confidence, dtype=np.float64).ravel()
+    if error_deg.size == 0:
+        raise ValueError("coverage_curve needs at least one sample")
+    if error_deg.shape != confidence.shape:
+        raise ValueError(f"error_deg and confidence differ in shape: {error_deg.shape} vs {confidence.shape}")
+    n = error_deg.size
+    if coverages is None:
+        kept = np.arange(1, n + 1)
+        coverages = kept / n
+    else:
+        coverages = np.asarray(coverages, dtype=np.float64).ravel()
+        if np.any(~(coverages > 0) | (coverages > 1)):
+            raise ValueError("coverages must be shares in (0, 1]")
+        kept = np.clip(np.ceil(coverages * n - 1e-9).astype(int), 1, n)
+    order = np.argsort(-confidence, kind="stable")
+    sorted_errors = error_deg[order]
+    cumulative = np.cumsum(sorted_errors)
+    cumulative_within = np.cumsum(sorted_errors <= 5.0)
+    return {"coverage": coverages, "kept": kept, "mae_deg": cumulative[kept - 1] / kept,
+            "within_5": cumulative_within[kept - 1] / kept}
+
+
+def link_photos(paths, folder) -> Path:
+    """A folder holding exactly ``paths`` (as links), for commands that read whole folders.
+
+    paths: photo files. folder: created if missing; entries are named ``0000_<name>`` … so
+    that photos with the same file name do not clash. Symbolic links are used, or copies where
+    the system refuses links. Running it again with the same photos reuses the folder.
+    Returns the folder's path. Raises FileNotFoundError for a missing photo and
+    FileExistsError when the folder already holds anything else (nothing is ever deleted).
+    """
+    import shutil
+
+    paths = [Path(p).resolve() for p in paths]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} photo(s) do not exist, e.g. {missing[0]}")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    wanted = {f"{k:04d}_{p.name}": p for k, p in enumerate(paths)}
+    for entry in folder.iterdir():
+        same = entry.name in wanted and (
+            (entry.is_symlink() and entry.resolve() == wanted[entry.name])
+            or (not entry.is_symlink() and entry.is_file()
+                and entry.stat().st_size == wanted[entry.name].stat().st_size))
+        if not same:
+            raise FileExistsError(f"{folder.name} already holds {entry.name}, which is not one of "
+                                  "the photos asked for; choose an empty or a new folder")
+    for name, target in wanted.items():
+        link = folder / name
+        if link.exists() or link.is_symlink():
+            continue
+        try:
+            link.symlink_to(target)
+        except OSError:  # e.g. Windows without the right to create links
+            shutil.copy2(target, link)
+    return folder

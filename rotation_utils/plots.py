@@ -1,0 +1,174 @@
+"""The reference's figures: training history, error analysis, Grad-CAM grid (and a few more).
+
+Taught in notebooks 04 (history), 05 (error analysis) and 06 (Grad-CAM grid). Every figure has
+a title and axis labels with units; :func:`save_figure` writes it next to the run's checkpoint.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from . import angles
+from .datasets import denormalize
+
+__all__ = [
+    "save_figure",
+    "show_images",
+    "plot_training_history",
+    "plot_error_analysis",
+    "plot_gradcam_grid",
+    "plot_prediction_gallery",
+    "plot_coverage",
+]
+
+
+def save_figure(fig, path, dpi: int = 110) -> Path:
+    """Save a matplotlib figure as PNG (folders created); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    return path
+
+
+def show_images(images, titles=None, ncols: int = 6, size: float = 2.0, suptitle: str | None = None):
+    """A grid of images: normalised tensors (N, 3, H, W), PIL images or (H, W, 3) arrays.
+
+    Returns the figure.
+    """
+    n = len(images)
+    nrows = max(1, int(np.ceil(n / ncols)))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if suptitle else 0)),
+                             squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for i, image in enumerate(images):
+        ax = axes.ravel()[i]
+        if hasattr(image, "ndim") and getattr(image, "ndim", 0) == 3 and image.shape[0] == 3 and not isinstance(image, np.ndarray):
+            image = denormalize(image.detach().cpu()).permute(1, 2, 0).numpy()
+        ax.imshow(image)
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=8)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def plot_training_history(history, title: str = "Training history"):
+    """Loss and validation MAE per epoch from :func:`rotation_utils.training.fit`'s history.
+
+    history: list of dicts with ``epoch``, ``train_loss``, ``val_loss``, ``val_mae_deg``,
+    ``val_median_deg``. Returns the figure (two panels).
+    """
+    epochs = [row["epoch"] for row in history]
+    fig, (ax_loss, ax_mae) = plt.subplots(1, 2, figsize=(11, 3.8))
+    ax_loss.plot(epochs, [r["train_loss"] for r in history], marker="o", label="training")
+    ax_loss.plot(epochs, [r["val_loss"] for r in history], marker="o", label="validation")
+    ax_loss.set(title="MSE loss on (cos θ, sin θ)", xlabel="epoch", ylabel="loss (unitless)")
+    ax_loss.legend()
+    ax_mae.plot(epochs, [r["val_mae_deg"] for r in history], marker="o", label="MAE")
+    ax_mae.plot(epochs, [r["val_median_deg"] for r in history], marker="o", label="median")
+    ax_mae.axhline(angles.RANDOM_GUESS_MAE_DEG, color="grey", ls="--", label="guessing (90°)")
+    ax_mae.set(title="Validation circular absolute error", xlabel="epoch", ylabel="error (degrees)")
+    ax_mae.set_ylim(bottom=0)
+    ax_mae.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_error_analysis(true_deg, predicted_deg, title: str = "Error analysis"):
+    """Four panels: predicted vs true angle, error vs true angle, error histogram, and the
+    cumulative share of samples within an error (degrees everywhere). Returns the figure."""
+    true_deg = np.asarray(true_deg, dtype=float)
+    predicted_deg = np.asarray(predicted_deg, dtype=float)
+    errors = angles.circular_absolute_error_deg(predicted_deg, true_deg)
+    summary = angles.summarize_errors(errors)
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8))
+    ax = axes[0, 0]
+    ax.scatter(true_deg, predicted_deg, s=6, alpha=0.5)
+    ax.plot([0, 360], [0, 360], color="k", lw=1)
+    ax.set(title="Predicted against true angle", xlabel="true angle (degrees)",
+           ylabel="predicted angle (degrees)", xlim=(0, 360), ylim=(0, 360))
+    ax = axes[0, 1]
+    ax.scatter(true_deg, errors, s=6, alpha=0.5)
+    ax.set(title="Error against true angle", xlabel="true angle (degrees)",
+           ylabel="circular absolute error (degrees)", xlim=(0, 360), ylim=(0, 180))
+    ax = axes[1, 0]
+    ax.hist(errors, bins=np.arange(0, 181, 5), color="tab:blue")
+    ax.axvline(summary["mae_deg"], color="tab:red", label=f"MAE {summary['mae_deg']:.1f}°")
+    ax.axvline(summary["median_deg"], color="tab:green", label=f"median {summary['median_deg']:.1f}°")
+    ax.set(title="Histogram of errors", xlabel="circular absolute error (degrees)", ylabel="samples")
+    ax.legend()
+    ax = axes[1, 1]
+    grid = np.linspace(0, 180, 361)
+    ax.plot(grid, [100 * np.mean(errors <= g) for g in grid])
+    for t in (5, 10, 15):
+        ax.axvline(t, color="grey", ls=":", lw=1)
+    ax.plot(grid, 100 * grid / 180, color="grey", ls="--", label="guessing")
+    ax.set(title="Cumulative share within an error", xlabel="error threshold (degrees)",
+           ylabel="samples within (%)", xlim=(0, 180), ylim=(0, 100))
+    ax.legend()
+    fig.suptitle(f"{title}: {angles.format_summary(summary)}", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_gradcam_grid(overlays, true_deg, predicted_deg, ncols: int = 4, title: str = "Grad-CAM"):
+    """A grid of Grad-CAM overlays (list of (H, W, 3) uint8) titled with true and predicted
+    angles and the circular error (degrees). Returns the figure."""
+    errors = angles.circular_absolute_error_deg(np.asarray(predicted_deg, float), np.asarray(true_deg, float))
+    titles = [f"true {t:.0f}°, pred {p:.0f}°\nerror {e:.0f}°"
+              for t, p, e in zip(true_deg, predicted_deg, np.atleast_1d(errors))]
+    return show_images(overlays, titles, ncols=ncols, size=2.4, suptitle=title)
+
+
+def plot_prediction_gallery(images, true_deg, predicted_deg, ncols: int = 6,
+                            title: str = "Predictions", size: float = 2.2):
+    """Rotated inputs with two arrows each: where "up" truly is (green, solid) and where the
+    network thinks it is (orange, dashed); titled with both angles and the circular error.
+
+    images: normalised tensors (N, 3, H, W) (or PIL images / (H, W, 3) arrays).
+    true_deg, predicted_deg: (N,) degrees counter-clockwise; a photo rotated by θ has its
+    "up" pointing θ counter-clockwise from the top. Returns the figure.
+    """
+    true_deg = np.atleast_1d(np.asarray(true_deg, dtype=float))
+    predicted_deg = np.atleast_1d(np.asarray(predicted_deg, dtype=float))
+    errors = np.atleast_1d(angles.circular_absolute_error_deg(predicted_deg, true_deg))
+    titles = [f"true {t:.0f}°, pred {p:.0f}°\nerror {e:.0f}°"
+              for t, p, e in zip(true_deg, predicted_deg, errors)]
+    fig = show_images(images, titles, ncols=ncols, size=size,
+                      suptitle=f"{title} (green: true up, orange dashed: predicted up)")
+    for ax, t, p in zip(fig.axes, true_deg, predicted_deg):
+        x_max, x_min = max(ax.get_xlim()), min(ax.get_xlim())
+        y_max, y_min = max(ax.get_ylim()), min(ax.get_ylim())
+        cx, cy, length = (x_min + x_max) / 2, (y_min + y_max) / 2, 0.38 * (x_max - x_min)
+        for angle, color, style in ((t, "limegreen", "-"), (p, "darkorange", "--")):
+            theta_rad = np.deg2rad(angle)
+            ax.annotate("", xy=(cx - length * np.sin(theta_rad), cy - length * np.cos(theta_rad)),
+                        xytext=(cx, cy), arrowprops=dict(arrowstyle="-|>", color=color, lw=2,
+                                                         linestyle=style))
+    return fig
+
+
+def plot_coverage(curve, baseline=None, title: str = "Abstaining on short (cos θ, sin θ) vectors"):
+    """MAE of the kept samples against the share kept (a risk–coverage curve).
+
+    curve, baseline: dicts from :func:`rotation_utils.evaluation.coverage_curve` (coverage in
+    (0, 1], MAE in degrees); the baseline (e.g. a random order) is drawn dashed. The overall
+    MAE (coverage 100%) is drawn as a dotted line. Returns the figure.
+    """
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    ax.plot(100 * np.asarray(curve["coverage"]), curve["mae_deg"], label="most confident first")
+    if baseline is not None:
+        ax.plot(100 * np.asarray(baseline["coverage"]), baseline["mae_deg"], color="grey", ls="--",
+                label="random order")
+    ax.axhline(curve["mae_deg"][-1], color="k", ls=":", lw=1, label="all samples")
+    ax.set(title=title, xlabel="samples kept, coverage (%)", ylabel="MAE of the kept samples (degrees)",
+           xlim=(0, 100))
+    ax.set_ylim(bottom=0)
+    ax.legend()
+    fig.tight_layout()
+    return fig

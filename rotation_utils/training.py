@@ -1,0 +1,296 @@
+"""The training loop of the reference, short enough to read in notebook 04.
+
+Adam (lr 1e-3, weight decay 1e-4), a step schedule, gradient clipping at 1.0, early stopping on
+validation MAE, batch size probed against GPU memory, mixed precision on a GPU, tqdm progress,
+checkpoints (``best.pt``, ``last.pt``) and ``training_summary.json``.
+Source: the reference result's recipe (ResNet18, 30k COCO-2017 photos × 6 rotations:
+validation MAE 4.57°, median 1.74°, 88.1% within 5°).
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+
+from .models import CheckpointExistsError, save_checkpoint
+
+__all__ = ["default_device", "probe_batch_size", "train_one_epoch", "fit"]
+
+
+def default_device() -> torch.device:
+    """``cuda`` when a GPU is visible, else ``cpu``."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def probe_batch_size(model: nn.Module, image_size: int, device=None, start: int = 512,
+                     minimum: int = 8, cpu_default: int = 64) -> int:
+    """Largest batch size (halving from ``start``) whose forward and backward pass fits in GPU
+    memory, with a 25% margin for the optimiser; on a CPU returns ``cpu_default``.
+
+    image_size: input side in pixels. Raises RuntimeError if even ``minimum`` does not fit.
+    """
+    device = torch.device(device) if device is not None else default_device()
+    if device.type != "cuda":
+        return cpu_default
+    model = model.to(device).train()
+    batch = start
+    while batch >= minimum:
+        try:
+            x = torch.randn(batch, 3, image_size, image_size, device=device)
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                model(x).float().pow(2).mean().backward()
+            model.zero_grad(set_to_none=True)
+            del x
+            torch.cuda.empty_cache()
+            return max(minimum, int(batch * 0.75) // 8 * 8)
+        except torch.cuda.OutOfMemoryError:
+            model.zero_grad(set_to_none=True)
+            torch.cuda.empty_cache()
+            batch //= 2
+    raise RuntimeError(f"not even a batch of {minimum} images of {image_size} px fits on {device}")
+
+
+def train_one_epoch(model, loader, optimizer, device, grad_clip: float = 1.0,
+                    deadline: float | None = None, progress: bool = True, desc: str = "train") -> dict:
+    """One pass over ``loader`` minimising the MSE between outputs (N, 2) and (cos θ, sin θ).
+
+    deadline: a ``time.monotonic()`` value after which the epoch stops early.
+    Returns {"loss": mean loss, "samples": images seen, "stopped_early": bool}.
+    Mixed precision (bfloat16 autocast) is used on CUDA.
+    """
+    model.train()
+    use_amp = device.type == "cuda"
+    total, seen, stopped = 0.0, 0, False
+    bar = tqdm(loader, desc=desc, leave=False, disable=not progress)
+    for images, targets, _ in bar:
+        images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            outputs = model(images)
+        loss = nn.functional.mse_loss(outputs.float(), targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        total += loss.item() * len(images)
+        seen += len(images)
+        bar.set_postfix(loss=f"{total / seen:.4f}")
+        if deadline is not None and time.monotonic() > deadline:
+            stopped = True
+            break
+    return {"loss": total / max(seen, 1), "samples": seen, "stopped_early": stopped}
+
+
+def fit(model, train_loader, val_loader, profile, out_dir, device=None, overwrite: bool = False,
+        progress: bool = True, extra_metadata: dict | None = None) -> dict:
+    """Train with the profile's recipe, keep the best model by validation MAE, write files.
+
+    model: outputs (N, 2) read as (cos θ, sin θ). train_loader / val_loader: yield
+    (images, targets (N, 2), angles in degrees (N,)). profile: a
+    :class:`rotation_utils.profiles.Profile` (epochs, lr, weight decay, step schedule,
+    patience, gradient clipping, time budget in seconds). out_dir: gets ``best.pt`` (best
+    validation MAE), ``last.pt`` and ``training_summary.json``.
+    Returns the summary dict (also written as JSON): history per epoch, best epoch,
+    validation metrics of the best model (degrees), training time in seconds.
+    Raises :class:`rotation_utils.models.CheckpointExistsError` before training if
+    ``out_dir/best.pt`` exists and ``overwrite`` is False.
+    """
+    from .evaluation import evaluate_loader  # evaluation imports nothing from here
+
+    out_dir = Path(out_dir)
+    best_path = out_dir / "best.pt"
+    if best_path.exists() and not overwrite:
+        raise CheckpointExistsError(f"{best_path.name} already exists in that run folder; pass "
+                                    "overwrite=True (or --overwrite) or choose another folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = torch.device(device) if device is not None else default_device()
+    model = model.to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=profile.lr, weight_decay=profile.weight_decay)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=profile.lr_step_epochs,
+                                                gamma=profile.lr_gamma)
+    start = time.monotonic()
+    deadline = start + profile.time_budget_s if profile.time_budget_s else None
+    history, best_mae, best_epoch, waited = [], math.inf, 0, 0
+    metadata = {"image_size": profile.image_size, "num_outputs": 2, "profile": profile.to_dict(),
+                **(extra_metadata or {})}
+
+    for epoch in range(1, profile.epochs + 1):
+        epoch_start = time.monotonic()
+        stats = train_one_epoch(model, train_loader, optimizer, device, profile.grad_clip,
+                                deadline, progress, desc=f"epoch {epoch}/{profile.epochs}")
+        val = evaluate_loader(model, val_loader, device, progress=False)
+        scheduler.step()
+        row = {"epoch": epoch, "train_loss": stats["loss"], "val_loss": val["loss"],
+               "val_mae_deg": val["summary"]["mae_deg"], "val_median_deg": val["summary"]["median_deg"],
+               "lr": optimizer.param_groups[0]["lr"], "seconds": time.monotonic() - epoch_start}
+        history.append(row)
+        if row["val_mae_deg"] < best_mae:
+            best_mae, best_epoch, waited = row["val_mae_deg"], epoch, 0
+            save_checkpoint(best_path, model, {**metadata, "epoch": epoch, "val_mae_deg": best_mae,
+                                               "val": val["summary"]}, overwrite=True)
+        else:
+            waited += 1
+        if progress:
+            print(f"epoch {epoch:3d}  train loss {row['train_loss']:.4f}  val loss {row['val_loss']:.4f}"
+                  f"  val MAE {row['val_mae_deg']:6.2f}°  median {row['val_median_deg']:6.2f}°"
+                  f"  {row['seconds']:5.1f} s")
+        if stats["stopped_early"] or (deadline and time.monotonic() > deadline):
+            stop_reason = f"time budget of {profile.time_budget_s:.0f} s reached"
+            break
+        if waited >= profile.patience:
+            stop_reason = f"early stopping: no better validation MAE for {profile.patience} epochs"
+            break
+    else:
+        stop_reason = f"all {profile.epochs} epochs done"
+
+    save_checkpoint(out_dir / "last.pt", model, {**metadata, "epoch": history[-1]["epoch"],
+                                                 "val_mae_deg": history[-1]["val_mae_deg"]},
+                    overwrite=True, optimizer_state=optimizer.state_dict())
+    best_val = torch.load(best_path, map_location="cpu", weights_only=True)["metadata"]["val"]
+    summary = {
+        "best_epoch": best_epoch,
+        "stop_reason": stop_reason,
+        "train_seconds": time.monotonic() - start,
+        "device": str(device),
+        "batch_size": getattr(train_loader, "batch_size", None),
+        "train_samples_per_epoch": len(train_loader.dataset),
+        "val_samples": len(val_loader.dataset),
+        "val": best_val,
+        "history": history,
+        **metadata,
+    }
+    (out_dir / "training_summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+
+
+def make_loaders(train_paths, val_paths, profile, val_rotations: int = 6, seed: int = 0):
+    """DataLoaders of the course: photos rotated on the fly with fresh angles each epoch for
+    training, and each validation photo rotated by ``val_rotations`` seeded angles with the
+    ``crop`` border (no border pixels remain) for validation.
+
+    train_paths / val_paths: photo files (split by photo, never by rotated copy).
+    profile: image size, batch size, repeats, flips and workers come from it; on a CPU with
+    ``num_workers == 0`` the photos are decoded once and cached at twice the input size.
+    Returns (train_loader, val_loader).
+    """
+    from torch.utils.data import DataLoader
+
+    from .datasets import FixedRotationDataset, OnTheFlyRotationDataset
+
+    overlap = {str(p) for p in train_paths} & {str(p) for p in val_paths}
+    if overlap:
+        raise ValueError(f"{len(overlap)} photo(s) are in both training and validation, "
+                         f"e.g. {sorted(overlap)[0]}: split by photo")
+    cache = 2 * profile.image_size if profile.num_workers == 0 else None
+    train_set = OnTheFlyRotationDataset(train_paths, profile.image_size, border="crop",
+                                        repeats=profile.train_repeats, hflip=profile.hflip,
+                                        cache_short_side=cache)
+    val_set = FixedRotationDataset(val_paths, profile.image_size, rotations=val_rotations, seed=seed,
+                                   border="crop", cache_short_side=cache)
+    batch_size = profile.batch_size or 64
+    generator = torch.Generator().manual_seed(seed)
+    train_loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, drop_last=len(train_set) > batch_size,
+                              num_workers=profile.num_workers, generator=generator,
+                              persistent_workers=profile.num_workers > 0)
+    val_loader = DataLoader(val_set, batch_size=2 * batch_size, shuffle=False,
+                            num_workers=profile.num_workers)
+    return train_loader, val_loader
+
+
+def train_on_photos(paths, profile, out_dir, val_fraction: float | None = None, seed: int = 0,
+                    overwrite: bool = False, device=None, progress: bool = True) -> dict:
+    """Split photos by photo, build the model and loaders, and :func:`fit` — the command
+    line's ``rotation-course train`` in one call.
+
+    paths: photo files. val_fraction: share of photos held out (default: the profile's).
+    Returns the training summary (see :func:`fit`), with ``weights`` ("imagenet" or "random").
+    Raises CheckpointExistsError (``best.pt`` exists, no overwrite), ValueError (too few photos).
+    """
+    from .datasets import split_by_source
+    from .models import build_resnet18_regressor, set_trainable
+
+    paths = [Path(p) for p in paths]
+    if len(paths) < 2:
+        raise ValueError("training needs at least 2 photos (one for validation)")
+    if (Path(out_dir) / "best.pt").exists() and not overwrite:
+        raise CheckpointExistsError(f"{Path(out_dir).name}/best.pt already exists; pass --overwrite "
+                                    "or choose another --out folder")
+    split = split_by_source([str(p) for p in paths], val_fraction or profile.val_fraction, seed)
+    train_paths = [p for p in paths if split[str(p)] == "train"]
+    val_paths = [p for p in paths if split[str(p)] == "val"]
+    device = torch.device(device) if device is not None else default_device()
+    model, weights = build_resnet18_regressor(pretrained=profile.pretrained)
+    set_trainable(model, profile.train_trainable)
+    if profile.batch_size is None:
+        from dataclasses import replace
+        profile = replace(profile, batch_size=probe_batch_size(model, profile.image_size, device))
+    train_loader, val_loader = make_loaders(train_paths, val_paths, profile, seed=seed)
+    if progress:
+        print(f"training on {len(train_paths)} photos, validating on {len(val_paths)} "
+              f"({len(val_loader.dataset)} rotated samples), {device}, batch {profile.batch_size}")
+    return fit(model, train_loader, val_loader, profile, out_dir, device=device, overwrite=overwrite,
+               progress=progress, extra_metadata={"weights": weights, "n_train_photos": len(train_paths),
+                                                  "n_val_photos": len(val_paths)})
+
+
+def course_loaders(profile, dataset, seed: int = 0):
+    """The loaders of notebook 04 from the course's FiftyOne dataset: the *photos* tagged
+    ``train`` rotated on the fly (fresh angles each epoch), and the stored samples tagged
+    ``val`` (fixed angles, the profile's border) for validation.
+
+    Returns (train_loader, val_loader, train_photo_paths).
+    """
+    from torch.utils.data import DataLoader
+
+    from .datasets import FiftyOneRotationDataset, OnTheFlyRotationDataset
+
+    train_paths = sorted(set(dataset.match_tags("train").values("source_filepath")))
+    cache = 2 * profile.image_size if profile.num_workers == 0 else None
+    border = profile.border if profile.border != "alpha_mask" else "crop"
+    train_set = OnTheFlyRotationDataset(train_paths, profile.image_size, border=border,
+                                        repeats=profile.train_repeats, hflip=profile.hflip,
+                                        cache_short_side=cache)
+    val_set = FiftyOneRotationDataset(dataset.match_tags("val"), profile.image_size)
+    batch_size = profile.batch_size or 64
+    train_loader = DataLoader(train_set, batch_size=batch_size, shuffle=True,
+                              drop_last=len(train_set) > batch_size, num_workers=profile.num_workers,
+                              generator=torch.Generator().manual_seed(seed),
+                              persistent_workers=profile.num_workers > 0)
+    val_loader = DataLoader(val_set, batch_size=2 * batch_size, num_workers=profile.num_workers)
+    return train_loader, val_loader, train_paths
+
+
+def ensure_course_checkpoint(profile, photos=None, out_dir=None, progress: bool = False) -> Path:
+    """``best.pt`` of the course's model in ``out_dir`` (default: the run folder); when it is
+    missing, train it exactly as notebook 04 does (quick profile: a few minutes on a CPU).
+
+    Lets notebooks 05 and 06 run on their own. Returns the checkpoint's path. An existing
+    checkpoint is used as it is, never overwritten.
+    """
+    from . import config, datasets, sources
+    from .models import build_resnet18_regressor, set_trainable
+
+    out_dir = Path(out_dir) if out_dir is not None else config.run_dir()
+    best = out_dir / "best.pt"
+    if best.exists():
+        return best
+    print(f"no checkpoint in {config.display_path(out_dir)}: training one with the {profile.name} "
+          "profile, as notebook 04 does")
+    photos = photos or sources.resolve_photos(profile=profile, verbose=progress)
+    dataset = datasets.course_dataset(profile, photos, progress=progress)
+    config.seed_everything(0)
+    model, weights = build_resnet18_regressor(pretrained=profile.pretrained, verbose=progress)
+    set_trainable(model, profile.train_trainable)
+    train_loader, val_loader, train_paths = course_loaders(profile, dataset)
+    fit(model, train_loader, val_loader, profile, out_dir, progress=progress,
+        extra_metadata={"weights": weights, "n_train_photos": len(train_paths),
+                        "dataset_name": dataset.name})
+    return best
