@@ -15,5 +15,6 @@ os.environ["FIFTYONE_DO_NOT_TRACK"] = "true"
 os.environ["FIFTYONE_DATABASE_VALIDATION"] = "false"
 os.environ["ROTATION_COURSE_RUN_DIR"] = os.path.join(_ROOT, "run")
 os.environ["ROTATION_COURSE_DATA_DIR"] = os.path.join(_ROOT, "data")
+os.environ["TORCH_HOME"] = os.path.join(_ROOT, "torch-home")
 os.environ.setdefault("ROTATION_COURSE_PROFILE", "quick")
 atexit.register(shutil.rmtree, _ROOT, ignore_errors=True)

@@ -269,7 +269,9 @@ def build_rotated_dataset(name: str, photos, rotations_per_photo: int = 6, borde
     settings = {"border": border, "rotations_per_photo": int(rotations_per_photo),
                 "val_fraction": float(val_fraction), "seed": int(seed),
                 "max_side": max_side, "n_photos": len(paths),
-                "source_ids_sha256": hashlib.sha256("\n".join(source_ids).encode()).hexdigest()[:16]}
+                "source_ids_sha256": hashlib.sha256("\n".join(source_ids).encode()).hexdigest()[:16],
+                "source_paths_sha256": hashlib.sha256("\n".join(p.resolve().as_posix() for p in paths)
+                                                      .encode()).hexdigest()[:16]}
 
     if fo.dataset_exists(name):
         dataset = fo.load_dataset(name)
@@ -362,13 +364,12 @@ class FiftyOneRotationDataset(Dataset):
 def course_dataset_name(profile, photos) -> str:
     """The FiftyOne dataset name for a profile and a set of photos.
 
-    The profile's ``dataset_name`` plus a short fingerprint of the photos' ids, so that
+    The profile's ``dataset_name`` plus a short fingerprint of the photos' paths, so that
     another folder of photos gets another dataset instead of clashing with an existing one.
     The full profile keeps the reference name ``coco-2017-rotated`` when the photos are COCO's.
     """
     paths = [Path(p) for p in getattr(photos, "paths", photos)]
-    root = _common_root(paths)
-    ids = "\n".join(p.resolve().relative_to(root).as_posix() for p in paths)
+    ids = "\n".join(p.resolve().as_posix() for p in paths)
     if profile.name == "full" and "COCO" in getattr(photos, "name", ""):
         return profile.dataset_name
     return f"{profile.dataset_name}-{hashlib.sha256(ids.encode()).hexdigest()[:8]}"

@@ -113,7 +113,11 @@ def load_checkpoint(path, map_location="cpu", verbose: bool = True) -> tuple[nn.
     metadata = checkpoint.get("metadata", {})
     num_outputs = int(metadata.get("num_outputs", 2))
     model, _ = build_resnet18_regressor(pretrained=False, num_outputs=num_outputs, verbose=False)
-    model.load_state_dict(checkpoint["model_state"])
+    try:
+        model.load_state_dict(checkpoint["model_state"])
+    except RuntimeError as err:
+        raise ValueError(f"{path.name} is not a checkpoint of this course's ResNet18 regressor: "
+                         f"{str(err).splitlines()[0]}") from err
     model.eval()
     if verbose:
         print(f"loaded {path.name}: epoch {metadata.get('epoch')}, "

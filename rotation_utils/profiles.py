@@ -41,7 +41,7 @@ class Profile:
     hflip: bool                # horizontal flips (θ → 360° − θ) as augmentation
     num_workers: int
     dataset_name: str          # FiftyOne dataset name
-    train_trainable: str       # "all" or "head+layer4" (what is unfrozen)
+    train_trainable: str       # "all", "layer4+head" or "head" (what is unfrozen)
 
     def to_dict(self) -> dict:
         """The profile as a plain dict (for ``training_summary.json``)."""

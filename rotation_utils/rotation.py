@@ -116,8 +116,8 @@ def rotate_image(image, angle_deg: float, border: str = "reflect",
     if border == "reflect":
         theta_rad = math.radians(angle_deg)
         c, s = abs(math.cos(theta_rad)), abs(math.sin(theta_rad))
-        pad_x = int(math.ceil((w * c + h * s - w) / 2)) + 2
-        pad_y = int(math.ceil((w * s + h * c - h) / 2)) + 2
+        pad_x = max(0, int(math.ceil((w * c + h * s - w) / 2))) + 2
+        pad_y = max(0, int(math.ceil((w * s + h * c - h) / 2))) + 2
         padded = _reflect_pad(tensor, pad_x, pad_y)
         rotated = F.rotate(padded, angle_deg, interpolation=interpolation)
         return _back(F.center_crop(rotated, [h, w]), kind)
@@ -136,6 +136,10 @@ def rotate_image(image, angle_deg: float, border: str = "reflect",
     rotated = F.rotate(torch.cat([tensor, ones], dim=-3), angle_deg, interpolation=interpolation)
     content, mask = rotated[..., :-1, :, :], rotated[..., -1:, :, :]
     if border == "alpha_mask":
+        if content.shape[-3] == 4:  # an RGBA input: its own transparency times the mask
+            alpha = content[..., 3:, :, :].to(torch.float32) * mask.to(torch.float32) / (1.0 if is_float else 255.0)
+            mask = alpha.to(tensor.dtype) if is_float else alpha.round().clamp(0, 255).to(torch.uint8)
+            content = content[..., :3, :, :]
         if content.shape[-3] == 1:
             content = content.expand(*content.shape[:-3], 3, h, w)
         return _back(torch.cat([content, mask], dim=-3), kind)

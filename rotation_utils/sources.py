@@ -138,7 +138,7 @@ def load_image(path, min_side: int = MIN_SIDE_PX) -> Image.Image:
                 opened.load()
                 image = ImageOps.exif_transpose(opened)
                 image = _to_rgb(image)
-    except (UnidentifiedImageError, Image.DecompressionBombWarning) as err:
+    except (UnidentifiedImageError, Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
         raise BadImageError(f"{path.name}: not a readable image ({err.__class__.__name__})") from err
     except (OSError, SyntaxError, ValueError) as err:
         raise BadImageError(f"{path.name}: corrupt or truncated image ({err})") from err
@@ -250,7 +250,8 @@ def resolve_photos(images=None, profile=None, try_coco: bool | None = None,
             paths = packaged_photos()
             name = "photos shipped inside installed packages (scikit-image, scikit-learn, matplotlib)"
             reason = ("no folder was named (set ROTATION_COURSE_IMAGES or pass images=) "
-                      + ("and the quick profile stays offline" if profile.name == "quick"
+                      + ("and the quick profile stays offline" if profile.name == "quick" and try_coco is None
+                         else "and COCO-2017 was not asked for" if try_coco is False
                          else "and COCO-2017 could not be reached"))
             if not paths:
                 raise ValueError("no photos: name a folder with ROTATION_COURSE_IMAGES or images=, "

@@ -20,12 +20,21 @@ from tqdm.auto import tqdm
 
 from .models import CheckpointExistsError, save_checkpoint
 
-__all__ = ["default_device", "probe_batch_size", "train_one_epoch", "fit"]
+__all__ = ["default_device", "autocast_dtype", "probe_batch_size", "train_one_epoch", "fit",
+           "make_loaders", "train_on_photos", "course_loaders", "ensure_course_checkpoint"]
 
 
 def default_device() -> torch.device:
     """``cuda`` when a GPU is visible, else ``cpu``."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def autocast_dtype(device) -> torch.dtype | None:
+    """Mixed-precision type for a device: bfloat16 on GPUs that support it, float16 (with a
+    gradient scaler) on older GPUs, None (float32) on the CPU."""
+    if torch.device(device).type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
 def probe_batch_size(model: nn.Module, image_size: int, device=None, start: int = 512,
@@ -43,7 +52,7 @@ def probe_batch_size(model: nn.Module, image_size: int, device=None, start: int 
     while batch >= minimum:
         try:
             x = torch.randn(batch, 3, image_size, image_size, device=device)
-            with torch.autocast("cuda", dtype=torch.bfloat16):
+            with torch.autocast("cuda", dtype=autocast_dtype(device)):
                 model(x).float().pow(2).mean().backward()
             model.zero_grad(set_to_none=True)
             del x
@@ -62,21 +71,24 @@ def train_one_epoch(model, loader, optimizer, device, grad_clip: float = 1.0,
 
     deadline: a ``time.monotonic()`` value after which the epoch stops early.
     Returns {"loss": mean loss, "samples": images seen, "stopped_early": bool}.
-    Mixed precision (bfloat16 autocast) is used on CUDA.
+    Mixed precision on CUDA (:func:`autocast_dtype`); float32 on the CPU.
     """
     model.train()
-    use_amp = device.type == "cuda"
+    amp_dtype = autocast_dtype(device)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     total, seen, stopped = 0.0, 0, False
     bar = tqdm(loader, desc=desc, leave=False, disable=not progress)
     for images, targets, _ in bar:
         images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             outputs = model(images)
         loss = nn.functional.mse_loss(outputs.float(), targets)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
         nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        optimizer.step()
+        scaler.step(optimizer)
+        scaler.update()
         total += loss.item() * len(images)
         seen += len(images)
         bar.set_postfix(loss=f"{total / seen:.4f}")
@@ -185,7 +197,7 @@ def make_loaders(train_paths, val_paths, profile, val_rotations: int = 6, seed: 
 
     from .datasets import FixedRotationDataset, OnTheFlyRotationDataset
 
-    overlap = {str(p) for p in train_paths} & {str(p) for p in val_paths}
+    overlap = {str(Path(p).resolve()) for p in train_paths} & {str(Path(p).resolve()) for p in val_paths}
     if overlap:
         raise ValueError(f"{len(overlap)} photo(s) are in both training and validation, "
                          f"e.g. {sorted(overlap)[0]}: split by photo")

@@ -1,0 +1,447 @@
+"""Unit tests of rotation_utils.models and rotation_utils.training on tiny photos and few steps.
+
+ImageNet weights are never downloaded: TORCH_HOME points into tmp_path and torch.hub's download
+is replaced by a function that raises URLError, so no test reaches the network or ~/.cache.
+"""
+import json
+import urllib.error
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+from PIL import Image
+from torch import nn
+
+from rotation_utils import angles, training
+from rotation_utils.models import (CheckpointExistsError, build_resnet18_regressor, count_parameters,
+                                   load_checkpoint, save_checkpoint, set_trainable)
+from rotation_utils.profiles import get_profile
+
+RESNET18_FILE = "resnet18-f37072fd.pth"  # the file name of torchvision's IMAGENET1K_V1 weights
+SUMMARY_KEYS = {"best_epoch", "stop_reason", "train_seconds", "device", "batch_size",
+                "train_samples_per_epoch", "val_samples", "val", "history", "image_size",
+                "num_outputs", "profile"}
+HISTORY_KEYS = {"epoch", "train_loss", "val_loss", "val_mae_deg", "val_median_deg", "lr", "seconds"}
+METRIC_KEYS = {"n", "mae_deg", "median_deg", "p90_deg", "within_5", "within_10", "within_15"}
+
+
+# --------------------------------------------------------------------------- helpers
+
+class DownloadBlocked:
+    """Stands in for torch.hub's download: records the call and fails like an offline machine."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, url, *args, **kwargs):
+        self.calls.append(url)
+        raise urllib.error.URLError("network disabled in the unit tests")
+
+
+@pytest.fixture
+def offline_torch_home(tmp_path, monkeypatch):
+    """An empty TORCH_HOME in tmp_path and a torch.hub that cannot download."""
+    home = tmp_path / "torch-home"
+    home.mkdir()
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    monkeypatch.setattr(torch.hub, "_hub_dir", None, raising=False)
+    blocked = DownloadBlocked()
+    monkeypatch.setattr(torch.hub, "download_url_to_file", blocked)
+
+    def no_urlopen(*args, **kwargs):
+        raise urllib.error.URLError("network disabled in the unit tests")
+
+    monkeypatch.setattr(torch.hub, "urlopen", no_urlopen, raising=False)
+    return home, blocked
+
+
+def make_photos(folder: Path, n: int, size=(64, 48)) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        rng = np.random.default_rng(i)
+        w, h = size
+        arr = np.zeros((h, w, 3), dtype=np.uint8)
+        arr[..., 0] = np.linspace(0, 255, w, dtype=np.uint8)[None, :]
+        arr[..., 1] = np.linspace(255, 0, h, dtype=np.uint8)[:, None]
+        arr[: h // 3] = rng.integers(0, 256, size=3)
+        path = folder / f"p{i}.png"
+        Image.fromarray(arr, "RGB").save(path)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """One intra-op thread: on a small shared CPU, two threads are many times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+class TinyRegressor(nn.Module):
+    """A few thousand parameters standing in for ResNet18 where only the loop is under test."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                                      nn.Flatten())
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, x):
+        return self.fc(self.features(x))
+
+
+def tiny_profile(**changes):
+    settings = dict(image_size=32, epochs=2, time_budget_s=None, batch_size=8, train_repeats=1)
+    settings.update(changes)
+    return get_profile("quick", **settings)
+
+
+def same_outputs(a: nn.Module, b: nn.Module) -> bool:
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        return torch.allclose(a.eval()(x), b.eval()(x), atol=1e-6)
+
+
+# --------------------------------------------------------------------------- the model
+
+def test_regressor_head_is_dropout_and_linear_512_to_2():
+    model, weights = build_resnet18_regressor(pretrained=False, verbose=False)
+    assert weights == "random"
+    assert isinstance(model.fc, nn.Sequential) and len(model.fc) == 2
+    dropout, linear = model.fc
+    assert isinstance(dropout, nn.Dropout) and dropout.p == pytest.approx(0.25)
+    assert isinstance(linear, nn.Linear)
+    assert (linear.in_features, linear.out_features) == (512, 2)
+    model.eval()
+    with torch.no_grad():
+        out = model(torch.randn(3, 3, 64, 64))
+    assert out.shape == (3, 2)
+    assert torch.isfinite(out).all()
+
+
+def test_regressor_other_heads_and_dropout():
+    model, _ = build_resnet18_regressor(pretrained=False, dropout=0.5, num_outputs=5, verbose=False)
+    assert model.fc[0].p == pytest.approx(0.5)
+    assert model.fc[1].out_features == 5
+    with torch.no_grad():
+        assert model.eval()(torch.randn(1, 3, 32, 48)).shape == (1, 5)
+
+
+def test_parameter_count_is_resnet18_with_the_new_head():
+    model, _ = build_resnet18_regressor(pretrained=False, verbose=False)
+    reference = torchvision.models.resnet18(weights=None)
+    plain = sum(p.numel() for p in reference.parameters())
+    assert count_parameters(model) == plain - (512 * 1000 + 1000) + (512 * 2 + 2)
+
+
+def test_pretrained_offline_falls_back_to_random_and_says_so(offline_torch_home, capsys):
+    home, blocked = offline_torch_home
+    model, weights = build_resnet18_regressor(pretrained=True)
+    assert weights == "random"
+    assert blocked.calls and RESNET18_FILE in blocked.calls[0], "the download should have been tried"
+    printed = capsys.readouterr().out
+    assert "could not be loaded" in printed and "random weights" in printed
+    assert "URLError" in printed
+    assert model.fc[1].out_features == 2
+    assert not list(home.rglob("*.pth")), "nothing is cached after a failed download"
+
+
+def test_pretrained_quiet_fallback_says_nothing_of_its_own(offline_torch_home, capsys):
+    _, weights = build_resnet18_regressor(pretrained=True, verbose=False)
+    assert weights == "random"
+    assert "random weights" not in capsys.readouterr().out  # (torch.hub may still announce its download)
+
+
+def test_pretrained_loads_cached_weights_from_torch_home(offline_torch_home, capsys):
+    home, blocked = offline_torch_home
+    torch.manual_seed(123)
+    reference = torchvision.models.resnet18()  # random weights standing in for ImageNet's
+    checkpoints = home / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    torch.save(reference.state_dict(), checkpoints / RESNET18_FILE)
+    model, weights = build_resnet18_regressor(pretrained=True)
+    assert weights == "imagenet"
+    assert blocked.calls == [], "a cached file must not be downloaded again"
+    assert "ImageNet weights loaded" in capsys.readouterr().out
+    loaded = model.state_dict()
+    compared = 0
+    for key, value in reference.state_dict().items():
+        if key.startswith("fc."):
+            continue
+        assert torch.equal(loaded[key], value), key
+        compared += 1
+    assert compared > 100
+    assert model.fc[1].weight.shape == (2, 512)
+
+
+def test_pretrained_with_a_corrupt_cached_file_falls_back(offline_torch_home, capsys):
+    home, _ = offline_torch_home
+    checkpoints = home / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    (checkpoints / RESNET18_FILE).write_bytes(b"not a checkpoint at all")
+    _, weights = build_resnet18_regressor(pretrained=True)
+    assert weights == "random"
+    assert "random weights" in capsys.readouterr().out
+
+
+def test_set_trainable():
+    model, _ = build_resnet18_regressor(pretrained=False, verbose=False)
+    total = count_parameters(model)
+    assert set_trainable(model, "all") == total
+    assert count_parameters(model, trainable_only=True) == total
+    assert set_trainable(model, "head") == 512 * 2 + 2
+    assert all(p.requires_grad == n.startswith("fc") for n, p in model.named_parameters())
+    layer4 = sum(p.numel() for p in model.layer4.parameters())
+    assert set_trainable(model, "layer4+head") == layer4 + 512 * 2 + 2
+    assert not model.conv1.weight.requires_grad and model.layer4[0].conv1.weight.requires_grad
+    assert set_trainable(model, "all") == total
+    with pytest.raises(ValueError):
+        set_trainable(model, "everything")
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+def test_save_checkpoint_refuses_to_overwrite_and_keeps_the_old_file(tmp_path):
+    model, _ = build_resnet18_regressor(pretrained=False, verbose=False)
+    path = save_checkpoint(tmp_path / "run" / "best.pt", model, {"epoch": 1, "val_mae_deg": 12.5})
+    assert path == tmp_path / "run" / "best.pt" and path.is_file()
+    before = path.read_bytes()
+    other, _ = build_resnet18_regressor(pretrained=False, verbose=False)
+    with pytest.raises(CheckpointExistsError):
+        save_checkpoint(path, other, {"epoch": 2})
+    assert issubclass(CheckpointExistsError, FileExistsError)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in path.parent.iterdir()) == ["best.pt"], "no temporary file left"
+    save_checkpoint(path, other, {"epoch": 2}, overwrite=True)
+    assert path.read_bytes() != before
+    assert torch.load(path, weights_only=True)["metadata"]["epoch"] == 2
+
+
+def test_load_checkpoint_round_trip(tmp_path, capsys):
+    model, _ = build_resnet18_regressor(pretrained=False, verbose=False)
+    with torch.no_grad():
+        model.fc[1].bias.fill_(0.3)  # something a fresh model would not have
+    metadata = {"epoch": 3, "val_mae_deg": 7.25, "image_size": 32, "num_outputs": 2,
+                "profile": {"name": "quick", "lr": 0.002}}
+    path = save_checkpoint(tmp_path / "best.pt", model, metadata, note="extra value")
+    loaded, meta = load_checkpoint(path)
+    assert meta == metadata
+    assert not loaded.training, "a loaded model is in eval mode"
+    assert same_outputs(model, loaded)
+    assert torch.load(path, weights_only=True)["note"] == "extra value"
+    printed = capsys.readouterr().out
+    assert "epoch 3" in printed and "7.25" in printed
+
+
+def test_load_checkpoint_with_another_head(tmp_path):
+    model, _ = build_resnet18_regressor(pretrained=False, num_outputs=4, verbose=False)
+    path = save_checkpoint(tmp_path / "bins.pt", model, {"num_outputs": 4})
+    loaded, _ = load_checkpoint(path, verbose=False)
+    assert loaded.fc[1].out_features == 4
+    assert same_outputs(model, loaded)
+
+
+def test_load_checkpoint_of_a_data_parallel_model(tmp_path):
+    model, _ = build_resnet18_regressor(pretrained=False, verbose=False)
+    wrapped = nn.DataParallel(model)
+    path = save_checkpoint(tmp_path / "dp.pt", wrapped, {})
+    loaded, _ = load_checkpoint(path, verbose=False)
+    assert same_outputs(model, loaded)
+
+
+def test_load_checkpoint_rejects_missing_and_foreign_files(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(tmp_path / "missing.pt")
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(tmp_path)  # a folder is not a checkpoint file
+    text = tmp_path / "notes.pt"
+    text.write_text("hello")
+    with pytest.raises(ValueError, match="notes.pt"):
+        load_checkpoint(text)
+    no_state = tmp_path / "dict.pt"
+    torch.save({"weights": torch.zeros(3)}, no_state)
+    with pytest.raises(ValueError, match="model_state"):
+        load_checkpoint(no_state)
+    a_list = tmp_path / "list.pt"
+    torch.save([1, 2, 3], a_list)
+    with pytest.raises(ValueError):
+        load_checkpoint(a_list)
+
+
+class _Unsafe:
+    """An arbitrary pickled object: torch.load(weights_only=True) must refuse it."""
+
+
+def test_load_checkpoint_refuses_arbitrary_pickles(tmp_path):
+    path = tmp_path / "pickle.pt"
+    torch.save({"model_state": {}, "payload": _Unsafe()}, path)
+    with pytest.raises(ValueError):
+        load_checkpoint(path, verbose=False)
+
+
+def test_load_checkpoint_of_another_architecture_raises_value_error(tmp_path):
+    path = tmp_path / "plain_resnet.pt"
+    torch.save({"model_state": torchvision.models.resnet18(weights=None).state_dict(), "metadata": {}}, path)
+    with pytest.raises(ValueError):
+        load_checkpoint(path, verbose=False)
+
+
+# --------------------------------------------------------------------------- training
+
+def test_probe_batch_size_on_cpu_returns_the_default():
+    model, _ = build_resnet18_regressor(pretrained=False, verbose=False)
+    assert training.probe_batch_size(model, 32, device="cpu") == 64
+    assert training.probe_batch_size(model, 224, device=torch.device("cpu"), cpu_default=16) == 16
+
+
+def test_make_loaders_batches_and_sizes(tmp_path):
+    paths = make_photos(tmp_path, 5)
+    profile = tiny_profile(batch_size=2, train_repeats=2)
+    train_loader, val_loader = training.make_loaders(paths[:3], paths[3:], profile, val_rotations=3, seed=0)
+    assert len(train_loader.dataset) == 6
+    assert len(val_loader.dataset) == 6
+    images, targets, angle_deg = next(iter(train_loader))
+    assert images.shape == (2, 3, 32, 32) and targets.shape == (2, 2) and angle_deg.shape == (2,)
+    assert torch.allclose(targets, angles.encode_angle_deg(angle_deg), atol=1e-6)
+    v1 = [a for _, _, batch in val_loader for a in batch.tolist()]
+    v2 = [a for _, _, batch in training.make_loaders(paths[:3], paths[3:], profile, val_rotations=3)[1]
+          for a in batch.tolist()]
+    assert v1 == v2, "validation angles are seeded"
+
+
+def test_make_loaders_rejects_photos_in_both_splits(tmp_path):
+    paths = make_photos(tmp_path, 4)
+    with pytest.raises(ValueError, match="both"):
+        training.make_loaders(paths[:3], paths[2:], tiny_profile())
+
+
+def test_make_loaders_rejects_the_same_photo_under_two_spellings(tmp_path, monkeypatch):
+    paths = make_photos(tmp_path / "photos", 4)
+    monkeypatch.chdir(tmp_path)
+    relative = Path("photos") / paths[0].name
+    assert relative.resolve() == paths[0].resolve()
+    with pytest.raises(ValueError):
+        training.make_loaders([relative, paths[1]], [paths[0], paths[2]], tiny_profile())
+
+
+def test_train_one_epoch_reduces_to_a_dict_and_respects_a_deadline(tmp_path):
+    paths = make_photos(tmp_path, 4)
+    train_loader, _ = training.make_loaders(paths[:3], paths[3:], tiny_profile(batch_size=1, train_repeats=2))
+    model = TinyRegressor()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    stats = training.train_one_epoch(model, train_loader, optimizer, torch.device("cpu"),
+                                     deadline=0.0, progress=False)  # long past
+    assert stats["stopped_early"] is True
+    assert stats["samples"] == 1
+    assert np.isfinite(stats["loss"]) and stats["loss"] >= 0
+
+
+def test_fit_writes_checkpoints_and_summary(tmp_path):
+    paths = make_photos(tmp_path / "photos", 6)
+    profile = tiny_profile()
+    train_loader, val_loader = training.make_loaders(paths[:4], paths[4:], profile, val_rotations=2)
+    torch.manual_seed(0)
+    model, _ = build_resnet18_regressor(pretrained=False, verbose=False)
+    out = tmp_path / "run"
+    summary = training.fit(model, train_loader, val_loader, profile, out, device="cpu", progress=False,
+                           extra_metadata={"weights": "random"})
+    assert {p.name for p in out.iterdir()} == {"best.pt", "last.pt", "training_summary.json"}
+    assert SUMMARY_KEYS <= set(summary)
+    on_disk = json.loads((out / "training_summary.json").read_text())
+    assert on_disk == json.loads(json.dumps(summary))
+    assert summary["weights"] == "random"
+    assert summary["image_size"] == 32 and summary["num_outputs"] == 2
+    assert summary["profile"]["name"] == "quick" and summary["profile"]["epochs"] == 2
+    assert summary["device"] == "cpu"
+    assert summary["batch_size"] == 8
+    assert summary["train_samples_per_epoch"] == 4 and summary["val_samples"] == 4
+    assert summary["train_seconds"] > 0
+    assert summary["stop_reason"] == "all 2 epochs done"
+
+    history = summary["history"]
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert all(HISTORY_KEYS <= set(row) for row in history)
+    assert all(0.0 <= row["val_mae_deg"] <= 180.0 for row in history)
+    best_row = min(history, key=lambda row: row["val_mae_deg"])
+    assert summary["best_epoch"] == best_row["epoch"]
+    assert METRIC_KEYS <= set(summary["val"])
+    assert summary["val"]["n"] == 4
+    assert summary["val"]["mae_deg"] == pytest.approx(best_row["val_mae_deg"])
+
+    best, best_meta = load_checkpoint(out / "best.pt", verbose=False)
+    assert best_meta["epoch"] == summary["best_epoch"]
+    assert best_meta["val_mae_deg"] == pytest.approx(best_row["val_mae_deg"])
+    assert best_meta["image_size"] == 32
+    last = torch.load(out / "last.pt", weights_only=True)
+    assert last["metadata"]["epoch"] == 2
+    assert "optimizer_state" in last
+    _, last_meta = load_checkpoint(out / "last.pt", verbose=False)
+    assert last_meta["val_mae_deg"] == pytest.approx(history[-1]["val_mae_deg"])
+
+    # The best checkpoint reproduces its validation MAE.
+    from rotation_utils.evaluation import evaluate_loader
+    again = evaluate_loader(best, val_loader, device="cpu")
+    assert again["summary"]["mae_deg"] == pytest.approx(best_row["val_mae_deg"], abs=1e-3)
+
+
+def test_fit_refuses_an_existing_best_checkpoint(tmp_path):
+    paths = make_photos(tmp_path / "photos", 3)
+    profile = tiny_profile(epochs=1)
+    train_loader, val_loader = training.make_loaders(paths[:2], paths[2:], profile, val_rotations=1)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "best.pt").write_bytes(b"earlier run")
+    model = TinyRegressor()
+    with pytest.raises(CheckpointExistsError):
+        training.fit(model, train_loader, val_loader, profile, out, device="cpu", progress=False)
+    assert (out / "best.pt").read_bytes() == b"earlier run"
+    assert {p.name for p in out.iterdir()} == {"best.pt"}, "nothing written before refusing"
+    summary = training.fit(model, train_loader, val_loader, profile, out, device="cpu", progress=False,
+                           overwrite=True)
+    assert (out / "best.pt").read_bytes() != b"earlier run"
+    assert summary["best_epoch"] == 1
+
+
+def test_fit_stops_at_the_time_budget(tmp_path):
+    paths = make_photos(tmp_path / "photos", 3)
+    profile = tiny_profile(epochs=50, time_budget_s=1e-6, batch_size=1)
+    train_loader, val_loader = training.make_loaders(paths[:2], paths[2:], profile, val_rotations=1)
+    model = TinyRegressor()
+    summary = training.fit(model, train_loader, val_loader, profile, tmp_path / "run", device="cpu",
+                           progress=False)
+    assert len(summary["history"]) == 1
+    assert "time budget" in summary["stop_reason"]
+    assert (tmp_path / "run" / "best.pt").is_file()
+
+
+def test_fit_stops_early_without_improvement(tmp_path):
+    paths = make_photos(tmp_path / "photos", 3)
+    profile = tiny_profile(epochs=6, patience=1, lr=0.0, weight_decay=0.0)  # lr 0: nothing improves
+    train_loader, val_loader = training.make_loaders(paths[:2], paths[2:], profile, val_rotations=1)
+    model = TinyRegressor()
+    summary = training.fit(model, train_loader, val_loader, profile, tmp_path / "run", device="cpu",
+                           progress=False)
+    assert len(summary["history"]) == 2
+    assert summary["best_epoch"] == 1
+    assert "early stopping" in summary["stop_reason"]
+
+
+def test_train_on_photos_errors(tmp_path):
+    paths = make_photos(tmp_path / "photos", 2)
+    with pytest.raises(ValueError):
+        training.train_on_photos(paths[:1], tiny_profile(), tmp_path / "run", progress=False)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "best.pt").write_bytes(b"keep me")
+    with pytest.raises(CheckpointExistsError):
+        training.train_on_photos(paths, tiny_profile(), out, progress=False)
+    assert (out / "best.pt").read_bytes() == b"keep me"
+
+
+def test_default_device_is_cuda_only_when_visible():
+    assert training.default_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
