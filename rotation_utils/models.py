@@ -6,6 +6,8 @@ and decoded with atan2 (:func:`rotation_utils.angles.decode_angle_deg`).
 """
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 
 import torch
@@ -39,7 +41,9 @@ def build_resnet18_regressor(pretrained: bool = True, dropout: float = 0.25, num
     model = None
     if pretrained:
         try:
-            model = tv_models.resnet18(weights=tv_models.ResNet18_Weights.IMAGENET1K_V1)
+            # torch.hub writes "Downloading ... to <cache path>" to stderr; keep it out of outputs.
+            with contextlib.redirect_stderr(io.StringIO()):
+                model = tv_models.resnet18(weights=tv_models.ResNet18_Weights.IMAGENET1K_V1, progress=False)
             weights = "imagenet"
         except Exception as err:  # noqa: BLE001 - offline (URLError), corrupt cache, ...
             if verbose:

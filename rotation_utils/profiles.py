@@ -42,6 +42,8 @@ class Profile:
     num_workers: int
     dataset_name: str          # FiftyOne dataset name
     train_trainable: str       # "all", "layer4+head" or "head" (what is unfrozen)
+    ema_decay: float | None = None  # exponential moving average of the weights (None: off)
+    cpu_bf16: bool = False     # bfloat16 autocast on CPUs with native bfloat16 instructions
 
     def to_dict(self) -> dict:
         """The profile as a plain dict (for ``training_summary.json``)."""
@@ -51,12 +53,13 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "quick": Profile(
         name="quick",
-        description="CPU, offline, minutes: random weights, small images",
+        description="CPU, offline, minutes: random weights, 64 px inputs",
         image_size=64, max_photos=600, rotations_per_photo=2, val_fraction=0.25,
-        border="crop", pretrained=True, epochs=60, time_budget_s=240.0, batch_size=64,
-        lr=2e-3, weight_decay=1e-4, lr_step_epochs=20, lr_gamma=0.5, patience=60,
+        border="crop", pretrained=True, epochs=40, time_budget_s=270.0, batch_size=32,
+        lr=1e-3, weight_decay=1e-4, lr_step_epochs=10, lr_gamma=0.5, patience=40,
         grad_clip=1.0, train_repeats=4, hflip=True, num_workers=0,
-        dataset_name="rotation-course-quick", train_trainable="all"),
+        dataset_name="rotation-course-quick", train_trainable="all",
+        ema_decay=0.998, cpu_bf16=True),
     "workshop": Profile(
         name="workshop",
         description="one GPU, a few thousand photos, tens of minutes",

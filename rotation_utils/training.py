@@ -29,10 +29,22 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def autocast_dtype(device) -> torch.dtype | None:
+def cpu_supports_bf16() -> bool:
+    """True when the CPU has native bfloat16 instructions (AVX512-BF16 or AMX) for oneDNN."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def autocast_dtype(device, cpu_bf16: bool = False) -> torch.dtype | None:
     """Mixed-precision type for a device: bfloat16 on GPUs that support it, float16 (with a
-    gradient scaler) on older GPUs, None (float32) on the CPU."""
-    if torch.device(device).type != "cuda":
+    gradient scaler) on older GPUs; on a CPU bfloat16 only when ``cpu_bf16`` is asked for and
+    the CPU has native bfloat16 instructions (about twice as fast there), else None (float32)."""
+    device = torch.device(device)
+    if device.type == "cpu":
+        return torch.bfloat16 if cpu_bf16 and cpu_supports_bf16() else None
+    if device.type != "cuda":
         return None
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
@@ -66,16 +78,19 @@ def probe_batch_size(model: nn.Module, image_size: int, device=None, start: int 
 
 
 def train_one_epoch(model, loader, optimizer, device, grad_clip: float = 1.0,
-                    deadline: float | None = None, progress: bool = True, desc: str = "train") -> dict:
+                    deadline: float | None = None, progress: bool = True, desc: str = "train",
+                    ema=None, cpu_bf16: bool = False) -> dict:
     """One pass over ``loader`` minimising the MSE between outputs (N, 2) and (cos θ, sin θ).
 
     deadline: a ``time.monotonic()`` value after which the epoch stops early.
+    ema: a ``torch.optim.swa_utils.AveragedModel`` updated after every step, or None.
+    cpu_bf16: bfloat16 autocast on a CPU with native support (see :func:`autocast_dtype`).
     Returns {"loss": mean loss, "samples": images seen, "stopped_early": bool}.
     Mixed precision on CUDA (:func:`autocast_dtype`); float32 on the CPU.
     """
     model.train()
-    amp_dtype = autocast_dtype(device)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    amp_dtype = autocast_dtype(device, cpu_bf16)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     total, seen, stopped = 0.0, 0, False
     bar = tqdm(loader, desc=desc, leave=False, disable=not progress)
     for images, targets, _ in bar:
@@ -89,6 +104,8 @@ def train_one_epoch(model, loader, optimizer, device, grad_clip: float = 1.0,
         nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         scaler.step(optimizer)
         scaler.update()
+        if ema is not None:
+            ema.update_parameters(model)
         total += loss.item() * len(images)
         seen += len(images)
         bar.set_postfix(loss=f"{total / seen:.4f}")
@@ -126,6 +143,12 @@ def fit(model, train_loader, val_loader, profile, out_dir, device=None, overwrit
     optimizer = torch.optim.Adam(params, lr=profile.lr, weight_decay=profile.weight_decay)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=profile.lr_step_epochs,
                                                 gamma=profile.lr_gamma)
+    # An exponential moving average of the weights smooths the noise of short, small-batch
+    # training (Polyak & Juditsky 1992); validation and checkpoints then use the average.
+    ema = (torch.optim.swa_utils.AveragedModel(
+        model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(profile.ema_decay), use_buffers=True)
+        if profile.ema_decay else None)
+    evaluated = ema.module if ema is not None else model
     start = time.monotonic()
     deadline = start + profile.time_budget_s if profile.time_budget_s else None
     history, best_mae, best_epoch, waited = [], math.inf, 0, 0
@@ -135,8 +158,9 @@ def fit(model, train_loader, val_loader, profile, out_dir, device=None, overwrit
     for epoch in range(1, profile.epochs + 1):
         epoch_start = time.monotonic()
         stats = train_one_epoch(model, train_loader, optimizer, device, profile.grad_clip,
-                                deadline, progress, desc=f"epoch {epoch}/{profile.epochs}")
-        val = evaluate_loader(model, val_loader, device, progress=False)
+                                deadline, progress, desc=f"epoch {epoch}/{profile.epochs}", ema=ema,
+                                cpu_bf16=profile.cpu_bf16)
+        val = evaluate_loader(evaluated, val_loader, device, progress=False)
         scheduler.step()
         row = {"epoch": epoch, "train_loss": stats["loss"], "val_loss": val["loss"],
                "val_mae_deg": val["summary"]["mae_deg"], "val_median_deg": val["summary"]["median_deg"],
@@ -144,7 +168,7 @@ def fit(model, train_loader, val_loader, profile, out_dir, device=None, overwrit
         history.append(row)
         if row["val_mae_deg"] < best_mae:
             best_mae, best_epoch, waited = row["val_mae_deg"], epoch, 0
-            save_checkpoint(best_path, model, {**metadata, "epoch": epoch, "val_mae_deg": best_mae,
+            save_checkpoint(best_path, evaluated, {**metadata, "epoch": epoch, "val_mae_deg": best_mae,
                                                "val": val["summary"]}, overwrite=True)
         else:
             waited += 1
@@ -161,7 +185,7 @@ def fit(model, train_loader, val_loader, profile, out_dir, device=None, overwrit
     else:
         stop_reason = f"all {profile.epochs} epochs done"
 
-    save_checkpoint(out_dir / "last.pt", model, {**metadata, "epoch": history[-1]["epoch"],
+    save_checkpoint(out_dir / "last.pt", evaluated, {**metadata, "epoch": history[-1]["epoch"],
                                                  "val_mae_deg": history[-1]["val_mae_deg"]},
                     overwrite=True, optimizer_state=optimizer.state_dict())
     best_val = torch.load(best_path, map_location="cpu", weights_only=True)["metadata"]["val"]
