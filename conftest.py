@@ -1,20 +1,82 @@
-"""Test isolation: every test session gets its own FiftyOne database, run folder and data
-folder, so `make test` never touches the user's FiftyOne datasets, checkpoints or photos.
+"""Test isolation: every test session gets its own FiftyOne database, run folder, data folder
+and torch cache, so `make test` never touches the user's FiftyOne datasets, checkpoints or photos.
 
-Set here, at import time, before FiftyOne is imported anywhere and before nbval starts the
-notebook kernels (which inherit these variables).
+FiftyOne attaches to any database service already running on the machine, whatever
+FIFTYONE_DATABASE_DIR says, so the session starts a MongoDB server of its own (FiftyOne's
+mongod, on a free local port, in a temporary folder) and points FiftyOne at it with
+FIFTYONE_DATABASE_URI; a unique FIFTYONE_DATABASE_NAME guards the rest. All of this is set at
+import time, before FiftyOne is imported anywhere and before nbval starts the notebook kernels
+(which inherit these variables).
 """
 import atexit
+import importlib.util
 import os
 import shutil
+import socket
+import subprocess
 import tempfile
+import time
+import uuid
+from pathlib import Path
 
 _ROOT = tempfile.mkdtemp(prefix="rotation-course-tests-")
 os.environ["FIFTYONE_DATABASE_DIR"] = os.path.join(_ROOT, "fiftyone-db")
+os.environ["FIFTYONE_DATABASE_NAME"] = f"rotation-course-tests-{uuid.uuid4().hex[:8]}"
 os.environ["FIFTYONE_DO_NOT_TRACK"] = "true"
 os.environ["FIFTYONE_DATABASE_VALIDATION"] = "false"
 os.environ["ROTATION_COURSE_RUN_DIR"] = os.path.join(_ROOT, "run")
 os.environ["ROTATION_COURSE_DATA_DIR"] = os.path.join(_ROOT, "data")
 os.environ["TORCH_HOME"] = os.path.join(_ROOT, "torch-home")
 os.environ.setdefault("ROTATION_COURSE_PROFILE", "quick")
-atexit.register(shutil.rmtree, _ROOT, ignore_errors=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_private_mongod():
+    spec = importlib.util.find_spec("fiftyone")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    mongod = Path(list(spec.submodule_search_locations)[0]) / "db" / "bin" / "mongod"
+    if not mongod.exists():
+        return None
+    db_path = Path(os.environ["FIFTYONE_DATABASE_DIR"])
+    db_path.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    process = subprocess.Popen(
+        [str(mongod), "--dbpath", str(db_path), "--port", str(port), "--bind_ip", "127.0.0.1",
+         "--logpath", str(db_path / "mongod.log")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return None
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        process.terminate()
+        return None
+    os.environ["FIFTYONE_DATABASE_URI"] = f"mongodb://127.0.0.1:{port}"
+    return process
+
+
+_MONGOD = _start_private_mongod()
+
+
+def _cleanup():
+    if _MONGOD is not None:
+        _MONGOD.terminate()
+        try:
+            _MONGOD.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            _MONGOD.kill()
+    shutil.rmtree(_ROOT, ignore_errors=True)
+
+
+atexit.register(_cleanup)

@@ -279,6 +279,13 @@ def build_rotated_dataset(name: str, photos, rotations_per_photo: int = 6, borde
         dataset = fo.load_dataset(name)
         built = dict(dataset.info.get("build", {}))
         if {k: built.get(k) for k in settings} == settings:
+            missing = [f for f in dataset.values("filepath") if not os.path.exists(f)]
+            if missing:
+                raise DatasetExistsError(
+                    f"the FiftyOne dataset {name!r} was built with these settings, but {len(missing)} "
+                    f"of its {len(dataset)} image files are gone (e.g. {Path(missing[0]).name}). It is "
+                    f"left untouched: delete it yourself with fiftyone.delete_dataset({name!r}) "
+                    "and build it again, or choose another name.")
             if progress:
                 print(f"reusing the FiftyOne dataset {name!r}: {len(dataset)} samples, built with "
                       "the same settings")

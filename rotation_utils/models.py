@@ -41,8 +41,8 @@ def build_resnet18_regressor(pretrained: bool = True, dropout: float = 0.25, num
     model = None
     if pretrained:
         try:
-            # torch.hub writes "Downloading ... to <cache path>" to stderr; keep it out of outputs.
-            with contextlib.redirect_stderr(io.StringIO()):
+            # torch.hub prints "Downloading ... to <cache path>"; keep machine paths out of outputs.
+            with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
                 model = tv_models.resnet18(weights=tv_models.ResNet18_Weights.IMAGENET1K_V1, progress=False)
             weights = "imagenet"
         except Exception as err:  # noqa: BLE001 - offline (URLError), corrupt cache, ...

@@ -153,7 +153,7 @@ def fit(model, train_loader, val_loader, profile, out_dir, device=None, overwrit
     deadline = start + profile.time_budget_s if profile.time_budget_s else None
     history, best_mae, best_epoch, waited = [], math.inf, 0, 0
     metadata = {"image_size": profile.image_size, "num_outputs": 2, "profile": profile.to_dict(),
-                **(extra_metadata or {})}
+                "train_border": getattr(train_loader.dataset, "border", None), **(extra_metadata or {})}
 
     for epoch in range(1, profile.epochs + 1):
         epoch_start = time.monotonic()

@@ -1,0 +1,209 @@
+"""Sliders for notebook 01 (angles live on a circle), and the drawings behind them.
+
+Every slider has a pure drawing function beside it (:func:`plot_angle_pair`,
+:func:`plot_encoding_losses`) that tests and the static GitHub view call without a widget:
+stored widget outputs do not render on GitHub. Angles are degrees, counter-clockwise.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import angles
+
+__all__ = [
+    "AnglePair",
+    "plot_angle_pair",
+    "angle_error_explorer",
+    "encoding_losses",
+    "plot_encoding_losses",
+    "encoding_loss_explorer",
+]
+
+_TRUE_COLOR, _PRED_COLOR = "C0", "C1"
+_CIRCULAR_COLOR, _NAIVE_COLOR = "C2", "C3"
+
+
+@dataclass(frozen=True)
+class AnglePair:
+    """What :func:`plot_angle_pair` drew: both angles, both errors and the target, in degrees.
+
+    true_deg, predicted_deg: wrapped into [0, 360). naive_error_deg: |a − b| in [0, 360).
+    circular_error_deg: min(|a − b|, 360 − |a − b|) in [0, 180]. cos_sin: the (cos θ, sin θ)
+    target of the true angle. ax: the matplotlib Axes.
+    """
+
+    true_deg: float
+    predicted_deg: float
+    naive_error_deg: float
+    circular_error_deg: float
+    cos_sin: tuple[float, float]
+    ax: Any = field(repr=False, compare=False, default=None)
+
+    def __repr__(self) -> str:
+        return (f"AnglePair(true {self.true_deg:.1f}°, predicted {self.predicted_deg:.1f}°: "
+                f"naive error {self.naive_error_deg:.1f}°, circular error "
+                f"{self.circular_error_deg:.1f}°, target (cos θ, sin θ) = "
+                f"({self.cos_sin[0]:.3f}, {self.cos_sin[1]:.3f}))")
+
+
+def _arc(ax, start_deg: float, sweep_deg: float, radius: float, **kwargs) -> None:
+    """Draw an arc from start_deg sweeping sweep_deg (signed, degrees) at radius."""
+    t = np.deg2rad(start_deg + np.linspace(0.0, sweep_deg, 200))
+    ax.plot(radius * np.cos(t), radius * np.sin(t), **kwargs)
+
+
+def plot_angle_pair(true_deg: float, predicted_deg: float, ax=None) -> AnglePair:
+    """Draw a true and a predicted angle on the unit circle with the naive and circular errors.
+
+    true_deg, predicted_deg: degrees, counter-clockwise from the x axis (any real value; both
+    are wrapped into [0, 360) first). ax: a matplotlib Axes (None: a new 4.5 × 4.5 inch figure).
+    Draws both angles as rays, the circular error as the short arc between them (green, outer),
+    the naive |a − b| as the arc that never crosses 0° (red, dashed, inner), and the
+    (cos θ, sin θ) target of the true angle with its projections on the axes.
+    Returns an :class:`AnglePair` with the numbers shown. Taught in notebook 01.
+    """
+    import matplotlib.pyplot as plt
+
+    a = angles.wrap_angle_deg(float(true_deg))
+    b = angles.wrap_angle_deg(float(predicted_deg))
+    naive = angles.naive_absolute_error_deg(b, a)
+    circular = angles.circular_absolute_error_deg(b, a)
+    signed = angles.signed_angle_difference_deg(b, a)   # predicted − true, in [−180, 180)
+    cos_sin = tuple(float(v) for v in angles.encode_angle_deg(np.array([a]))[0])
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, 4.5))
+    _arc(ax, 0.0, 360.0, 1.0, color="0.75", lw=1)
+    ax.axhline(0, color="0.85", lw=0.8, zorder=0)
+    ax.axvline(0, color="0.85", lw=0.8, zorder=0)
+    for tick in (0, 90, 180, 270):
+        t = np.deg2rad(tick)
+        ax.text(1.17 * np.cos(t), 1.17 * np.sin(t), f"{tick}°", ha="center", va="center",
+                fontsize=8, color="0.4")
+    # the naive path: from the smaller to the larger angle, never through 0°
+    _arc(ax, min(a, b), naive, 0.55, color=_NAIVE_COLOR, ls="--", lw=1.5,
+         label=f"naive |a − b| = {naive:.0f}°")
+    # the circular path: the short way round, from the true angle to the prediction
+    _arc(ax, a, signed, 0.8, color=_CIRCULAR_COLOR, lw=3,
+         label=f"circular error = {circular:.0f}°")
+    for angle, color, name in ((a, _TRUE_COLOR, "true"), (b, _PRED_COLOR, "predicted")):
+        t = np.deg2rad(angle)
+        ax.plot([0, np.cos(t)], [0, np.sin(t)], color=color, lw=2, label=f"{name} {angle:.0f}°")
+        ax.plot(np.cos(t), np.sin(t), "o", color=color, ms=7)
+    c, s = cos_sin
+    ax.plot([c, c], [0, s], ":", color=_TRUE_COLOR, lw=1)
+    ax.plot([0, c], [s, s], ":", color=_TRUE_COLOR, lw=1)
+    ax.text(0.98, 0.98, f"target (cos θ, sin θ)\n= ({c:.3f}, {s:.3f})", transform=ax.transAxes,
+            ha="right", va="top", fontsize=8, color=_TRUE_COLOR)
+    ax.set_xlim(-1.3, 1.3)
+    ax.set_ylim(-1.3, 1.3)
+    ax.set_aspect("equal")
+    ax.set_xlabel("x = cos θ (unitless)")
+    ax.set_ylabel("y = sin θ (unitless)")
+    ax.set_title(f"true {a:.0f}°, predicted {b:.0f}°: naive {naive:.0f}°, circular {circular:.0f}°",
+                 fontsize=10)
+    ax.legend(loc="lower left", fontsize=7, framealpha=0.9)
+    return AnglePair(a, b, naive, circular, cos_sin, ax)
+
+
+def angle_error_explorer(true_deg: float = 350.0, predicted_deg: float = 10.0,
+                         step_deg: float = 1.0):
+    """Two sliders (true and predicted angle, degrees) that redraw :func:`plot_angle_pair`.
+
+    Returns an ipywidgets ``VBox`` to display in a notebook. Needs ipywidgets and a running
+    kernel; use :func:`plot_angle_pair` for a static figure. Taught in notebook 01.
+    """
+    import ipywidgets as w
+    import matplotlib.pyplot as plt
+
+    style = {"description_width": "initial"}
+    true_slider = w.FloatSlider(value=true_deg, min=0, max=359, step=step_deg, style=style,
+                                description="true angle (°)", continuous_update=False)
+    pred_slider = w.FloatSlider(value=predicted_deg, min=0, max=359, step=step_deg, style=style,
+                                description="predicted angle (°)", continuous_update=False)
+
+    def draw(true_deg, predicted_deg):
+        plot_angle_pair(true_deg, predicted_deg)
+        plt.show()
+
+    out = w.interactive_output(draw, {"true_deg": true_slider, "predicted_deg": pred_slider})
+    return w.VBox([w.HBox([true_slider, pred_slider]), out])
+
+
+def encoding_losses(true_deg: float, predicted_deg) -> dict:
+    """Loss of a prediction under each encoding, for one true angle (degrees).
+
+    predicted_deg: (N,) degrees in [0, 360). Returns a dict of (N,) arrays:
+    ``degrees_mse`` ((p − t)² in deg², what regressing raw degrees minimises),
+    ``cos_sin_mse`` (‖(cos p, sin p) − (cos t, sin t)‖² = 2 − 2 cos(p − t), unitless, in [0, 4])
+    and ``circular_error_deg`` (the CAE in degrees, what we actually care about).
+    """
+    p = np.asarray(predicted_deg, dtype=np.float64)
+    t = angles.wrap_angle_deg(float(true_deg))
+    diff = angles.encode_angle_deg(p) - angles.encode_angle_deg(np.full_like(p, t))
+    return {
+        "degrees_mse": (p - t) ** 2,
+        "cos_sin_mse": np.sum(diff ** 2, axis=-1),
+        "circular_error_deg": angles.circular_absolute_error_deg(p, t),
+    }
+
+
+def plot_encoding_losses(true_deg: float, predicted_deg: float | None = None, axes=None):
+    """Loss against the predicted angle for the degrees and the (cos θ, sin θ) encodings.
+
+    true_deg: degrees. predicted_deg: optional, marks one prediction on both curves.
+    axes: two matplotlib Axes (None: a new 9 × 3.2 inch figure). Left: degrees MSE in deg²;
+    right: (cos, sin) MSE (unitless). Each shows where the circular error is smallest.
+    Returns the two Axes. Taught in notebook 01.
+    """
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    t = angles.wrap_angle_deg(float(true_deg))
+    grid = np.linspace(0, 360, 721)[:-1]
+    losses = encoding_losses(t, grid)
+    panels = (("degrees_mse", "degrees: (p − t)²", "loss (degrees²)"),
+              ("cos_sin_mse", "(cos θ, sin θ): squared distance", "loss (unitless)"))
+    for ax, (key, title, ylabel) in zip(axes, panels):
+        ax.plot(grid, losses[key], color="C0")
+        ax.axvline(t, color=_TRUE_COLOR, ls=":", lw=1, label=f"true {t:.0f}°")
+        if predicted_deg is not None:
+            p = angles.wrap_angle_deg(float(predicted_deg))
+            value = encoding_losses(t, np.array([p]))[key][0]
+            ax.plot([p], [value], "o", color=_PRED_COLOR,
+                    label=f"predicted {p:.0f}°: loss {value:.3g}")
+        ax.set_xlim(0, 360)
+        ax.set_xticks(range(0, 361, 90))
+        ax.set_xlabel("predicted angle (degrees)")
+        ax.set_ylabel(ylabel)
+        ax.set_title(f"{title}, true angle {t:.0f}°", fontsize=10)
+        ax.legend(fontsize=7, loc="upper center")
+    axes[0].figure.tight_layout()
+    return axes
+
+
+def encoding_loss_explorer(true_deg: float = 10.0, predicted_deg: float = 350.0):
+    """Sliders for the true and a predicted angle (degrees) over :func:`plot_encoding_losses`.
+
+    Returns an ipywidgets ``VBox``. Move the true angle near 0° or 360° and watch the degrees
+    loss call a 20° miss across the seam a huge error while the (cos, sin) loss does not.
+    """
+    import ipywidgets as w
+    import matplotlib.pyplot as plt
+
+    style = {"description_width": "initial"}
+    true_slider = w.FloatSlider(value=true_deg, min=0, max=359, step=1, style=style,
+                                description="true angle (°)", continuous_update=False)
+    pred_slider = w.FloatSlider(value=predicted_deg, min=0, max=359, step=1, style=style,
+                                description="predicted angle (°)", continuous_update=False)
+
+    def draw(true_deg, predicted_deg):
+        plot_encoding_losses(true_deg, predicted_deg)
+        plt.show()
+
+    out = w.interactive_output(draw, {"true_deg": true_slider, "predicted_deg": pred_slider})
+    return w.VBox([w.HBox([true_slider, pred_slider]), out])
