@@ -207,6 +207,23 @@ def fit(model, train_loader, val_loader, profile, out_dir, device=None, overwrit
 
 
 
+def _train_loader(train_paths, profile, border: str = "crop", seed: int = 0):
+    """Photos rotated on the fly with fresh angles each epoch; on a CPU with no workers the
+    photos are decoded once and cached at twice the input size."""
+    from torch.utils.data import DataLoader
+
+    from .datasets import OnTheFlyRotationDataset
+
+    cache = 2 * profile.image_size if profile.num_workers == 0 else None
+    train_set = OnTheFlyRotationDataset(train_paths, profile.image_size, border=border,
+                                        repeats=profile.train_repeats, hflip=profile.hflip,
+                                        cache_short_side=cache)
+    batch_size = profile.batch_size or 64
+    return DataLoader(train_set, batch_size=batch_size, shuffle=True, drop_last=len(train_set) > batch_size,
+                      num_workers=profile.num_workers, generator=torch.Generator().manual_seed(seed),
+                      persistent_workers=profile.num_workers > 0)
+
+
 def make_loaders(train_paths, val_paths, profile, val_rotations: int = 6, seed: int = 0):
     """DataLoaders of the course: photos rotated on the fly with fresh angles each epoch for
     training, and each validation photo rotated by ``val_rotations`` seeded angles with the
@@ -215,30 +232,22 @@ def make_loaders(train_paths, val_paths, profile, val_rotations: int = 6, seed: 
     train_paths / val_paths: photo files (split by photo, never by rotated copy).
     profile: image size, batch size, repeats, flips and workers come from it; on a CPU with
     ``num_workers == 0`` the photos are decoded once and cached at twice the input size.
-    Returns (train_loader, val_loader).
+    Returns (train_loader, val_loader). Raises ValueError if a photo is on both sides.
     """
     from torch.utils.data import DataLoader
 
-    from .datasets import FixedRotationDataset, OnTheFlyRotationDataset
+    from .datasets import FixedRotationDataset
 
     overlap = {str(Path(p).resolve()) for p in train_paths} & {str(Path(p).resolve()) for p in val_paths}
     if overlap:
         raise ValueError(f"{len(overlap)} photo(s) are in both training and validation, "
                          f"e.g. {sorted(overlap)[0]}: split by photo")
     cache = 2 * profile.image_size if profile.num_workers == 0 else None
-    train_set = OnTheFlyRotationDataset(train_paths, profile.image_size, border="crop",
-                                        repeats=profile.train_repeats, hflip=profile.hflip,
-                                        cache_short_side=cache)
     val_set = FixedRotationDataset(val_paths, profile.image_size, rotations=val_rotations, seed=seed,
                                    border="crop", cache_short_side=cache)
-    batch_size = profile.batch_size or 64
-    generator = torch.Generator().manual_seed(seed)
-    train_loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, drop_last=len(train_set) > batch_size,
-                              num_workers=profile.num_workers, generator=generator,
-                              persistent_workers=profile.num_workers > 0)
-    val_loader = DataLoader(val_set, batch_size=2 * batch_size, shuffle=False,
+    val_loader = DataLoader(val_set, batch_size=2 * (profile.batch_size or 64), shuffle=False,
                             num_workers=profile.num_workers)
-    return train_loader, val_loader
+    return _train_loader(train_paths, profile, "crop", seed), val_loader
 
 
 def train_on_photos(paths, profile, out_dir, val_fraction: float | None = None, seed: int = 0,
@@ -279,29 +288,20 @@ def train_on_photos(paths, profile, out_dir, val_fraction: float | None = None, 
 
 def course_loaders(profile, dataset, seed: int = 0):
     """The loaders of notebook 04 from the course's FiftyOne dataset: the *photos* tagged
-    ``train`` rotated on the fly (fresh angles each epoch), and the stored samples tagged
-    ``val`` (fixed angles, the profile's border) for validation.
+    ``train`` rotated on the fly (fresh angles each epoch, the profile's border), and the
+    stored samples tagged ``val`` (fixed angles) for validation.
 
     Returns (train_loader, val_loader, train_photo_paths).
     """
     from torch.utils.data import DataLoader
 
-    from .datasets import FiftyOneRotationDataset, OnTheFlyRotationDataset
+    from .datasets import FiftyOneRotationDataset
 
     train_paths = sorted(set(dataset.match_tags("train").values("source_filepath")))
-    cache = 2 * profile.image_size if profile.num_workers == 0 else None
     border = profile.border if profile.border != "alpha_mask" else "crop"
-    train_set = OnTheFlyRotationDataset(train_paths, profile.image_size, border=border,
-                                        repeats=profile.train_repeats, hflip=profile.hflip,
-                                        cache_short_side=cache)
     val_set = FiftyOneRotationDataset(dataset.match_tags("val"), profile.image_size)
-    batch_size = profile.batch_size or 64
-    train_loader = DataLoader(train_set, batch_size=batch_size, shuffle=True,
-                              drop_last=len(train_set) > batch_size, num_workers=profile.num_workers,
-                              generator=torch.Generator().manual_seed(seed),
-                              persistent_workers=profile.num_workers > 0)
-    val_loader = DataLoader(val_set, batch_size=2 * batch_size, num_workers=profile.num_workers)
-    return train_loader, val_loader, train_paths
+    val_loader = DataLoader(val_set, batch_size=2 * (profile.batch_size or 64), num_workers=profile.num_workers)
+    return _train_loader(train_paths, profile, border, seed), val_loader, train_paths
 
 
 def ensure_course_checkpoint(profile, photos=None, out_dir=None, progress: bool = False) -> Path:
