@@ -145,8 +145,10 @@ def error_by_true_angle(true_deg, error_deg, bin_width_deg: float = 30.0) -> dic
     error_deg = np.asarray(error_deg, dtype=np.float64).ravel()
     if true_deg.shape != error_deg.shape:
         raise ValueError(f"true_deg and error_deg differ in shape: {true_deg.shape} vs {error_deg.shape}")
+    if not bin_width_deg > 0:
+        raise ValueError(f"bin_width_deg must divide 360, got {bin_width_deg}")
     n_bins = 360.0 / bin_width_deg
-    if bin_width_deg <= 0 or abs(n_bins - round(n_bins)) > 1e-9:
+    if abs(n_bins - round(n_bins)) > 1e-9:
         raise ValueError(f"bin_width_deg must divide 360, got {bin_width_deg}")
     n_bins = int(round(n_bins))
     index = np.minimum((true_deg // bin_width_deg).astype(int), n_bins - 1)

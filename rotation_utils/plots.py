@@ -165,7 +165,8 @@ def plot_coverage(curve, baseline=None, title: str = "Abstaining on short (cos Î
     if baseline is not None:
         ax.plot(100 * np.asarray(baseline["coverage"]), baseline["mae_deg"], color="grey", ls="--",
                 label="random order")
-    ax.axhline(curve["mae_deg"][-1], color="k", ls=":", lw=1, label="all samples")
+    ax.axhline(np.asarray(curve["mae_deg"])[np.argmax(curve["coverage"])], color="k", ls=":", lw=1,
+               label="all samples")
     ax.set(title=title, xlabel="samples kept, coverage (%)", ylabel="MAE of the kept samples (degrees)",
            xlim=(0, 100))
     ax.set_ylim(bottom=0)
