@@ -9,6 +9,9 @@ r/MachineLearning, June 2019: the Keras MNIST CNN with a 2-unit ``tanh`` output 
 ``cosine_proximity`` on rotated "3"s predicts almost only x, y ∈ {−1, 0, 1}, i.e. angles that
 are multiples of 45°. The fix, a linear (cos θ, sin θ) head trained with MSE, follows
 Beyer et al., "Biternion Nets", GCPR 2015.
+
+Reproducing the collapse needs large early steps: notebook 02 trains the ``tanh`` head with SGD
+(momentum 0.9, learning rate 0.3); with Adam at 1e-3 it did not collapse in short CPU runs.
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ from torch import nn
 from torch.nn import functional as nnf
 
 from . import angles
-from .config import display_path
+from .config import PROJECT_ROOT, display_path
 
 __all__ = [
     "MNIST_ENV",
@@ -155,26 +158,38 @@ def load_sklearn_digits(size: int = 28, box: int = 20) -> tuple[np.ndarray, np.n
     return big.squeeze(1).clamp(0, 1).numpy(), bunch.target.astype(np.int64)
 
 
+def _resolve_folder(folder) -> Path:
+    """A relative folder is looked up from the current folder, then from the project root
+    (a notebook's kernel runs in ``notebooks/`` while the variable is often set from the root)."""
+    path = Path(folder).expanduser()
+    if path.is_absolute() or path.is_dir() or not (PROJECT_ROOT / path).is_dir():
+        return path
+    return PROJECT_ROOT / path
+
+
 def load_digit_images(folder=None, digits=None, max_images: int | None = None,
                       verbose: bool = True) -> DigitImages:
     """Digit images from MNIST if a folder is given, else scikit-learn's digits; says which.
 
     folder: MNIST IDX folder; None reads ``ROTATION_COURSE_MNIST``; when both are missing the
-    offline scikit-learn digits are used. digits: keep only these classes, e.g. ``(3,)`` as in
+    offline scikit-learn digits are used. A relative folder is looked up from the current
+    folder, then from the project root. digits: keep only these classes, e.g. ``(3,)`` as in
     the original experiment (None: all). max_images: keep the first so many after filtering.
     Returns :class:`DigitImages` with images (N, 28, 28) float32 in [0, 1]; prints its source.
     Raises FileNotFoundError if a folder is named (argument or variable) but missing: a typo is
-    never silently replaced by the fallback.
+    never silently replaced by the fallback; ValueError if no image is left after filtering.
     """
     reason = "folder= argument"
     if folder is None and os.environ.get(MNIST_ENV, "").strip():
         folder, reason = os.environ[MNIST_ENV].strip(), f"{MNIST_ENV} is set"
     if folder is not None:
+        folder = _resolve_folder(folder)
         try:
             images_u8, labels = load_mnist_idx(folder)
         except FileNotFoundError as err:
-            raise FileNotFoundError(f"{err} (from the {reason}). Unset {MNIST_ENV} to use the "
-                                    "offline scikit-learn digits instead.") from err
+            hint = (f"Unset {MNIST_ENV}" if reason != "folder= argument" else "Pass folder=None")
+            raise FileNotFoundError(f"{err} (from the {reason}). {hint} to use the offline "
+                                    "scikit-learn digits instead.") from err
         images = images_u8.astype(np.float32) / 255.0
         source = f"MNIST test set ({len(images):,} images) from {display_path(folder)} ({reason})"
     else:
