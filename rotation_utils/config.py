@@ -74,6 +74,7 @@ def data_dir(create: bool = True) -> Path:
 
 def image_folders() -> list[Path]:
     """Folders named by ``ROTATION_COURSE_IMAGES`` (``os.pathsep``-separated); [] when unset.
+    A relative folder is looked up from the cwd, then from the project root.
 
     Raises FileNotFoundError if a named folder does not exist, so a typo is not silently
     replaced by the offline default.
@@ -81,13 +82,22 @@ def image_folders() -> list[Path]:
     value = os.environ.get("ROTATION_COURSE_IMAGES", "").strip()
     if not value:
         return []
-    folders = [Path(p).expanduser() for p in value.split(os.pathsep) if p.strip()]
+    folders = [_relative_to_cwd_or_project(Path(p.strip()).expanduser())
+               for p in value.split(os.pathsep) if p.strip()]
     missing = [str(p) for p in folders if not p.is_dir()]
     if missing:
         raise FileNotFoundError(
             f"ROTATION_COURSE_IMAGES names folders that do not exist: {missing}. "
             "Unset it to use the offline photos that ship with the installed packages.")
     return folders
+
+
+def _relative_to_cwd_or_project(path: Path) -> Path:
+    """A relative path as given from the cwd or, when it is not there, from the project root
+    (a variable set in the project root must still work in a kernel started in notebooks/)."""
+    if path.is_absolute() or path.exists() or not (PROJECT_ROOT / path).exists():
+        return path
+    return PROJECT_ROOT / path
 
 
 def display_path(path) -> str:

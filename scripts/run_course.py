@@ -24,6 +24,14 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 
 
+def _show(path: Path) -> str:
+    """A path relative to the project when it is inside it."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default=os.environ.get("ROTATION_COURSE_PROFILE", "quick"))
@@ -37,13 +45,18 @@ def main(argv=None) -> int:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     run = Path(args.out) if args.out else ROOT / "runs" / stamp
     run.mkdir(parents=True, exist_ok=False)
+    # Relative folders are meant from the project root; the kernels start in notebooks/.
+    for name in ("ROTATION_COURSE_IMAGES", "ROTATION_COURSE_MNIST"):
+        if os.environ.get(name):
+            os.environ[name] = os.pathsep.join(str((ROOT / p).resolve()) if not Path(p).is_absolute() else p
+                                               for p in os.environ[name].split(os.pathsep) if p)
     os.environ.update(ROTATION_COURSE_PROFILE=args.profile, ROTATION_COURSE_RUN_DIR=str(run / "artifacts"),
                       FIFTYONE_DO_NOT_TRACK="true", FIFTYONE_DATABASE_VALIDATION="false")
     notebooks = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
     if args.notebooks:
         notebooks = [nb for nb in notebooks if nb.name[:2] in args.notebooks]
     images = os.environ.get("ROTATION_COURSE_IMAGES") or "the offline photos shipped in packages"
-    print(f"profile {args.profile}, photos: {images}\nrun folder: {run.relative_to(ROOT)}")
+    print(f"profile {args.profile}, photos: {images}\nrun folder: {_show(run)}")
     total = time.monotonic()
     for path in notebooks:
         start = time.monotonic()
@@ -55,7 +68,7 @@ def main(argv=None) -> int:
         except CellExecutionError as err:
             nbformat.write(nb, run / path.name)
             print(f"FAILED {path.name} after {time.monotonic() - start:.0f} s; the executed copy with the "
-                  f"error is {(run / path.name).relative_to(ROOT)}\n{str(err)[-2000:]}")
+                  f"error is {_show(run / path.name)}\n{str(err)[-2000:]}")
             return 1
         nbformat.write(nb, path if args.inplace else run / path.name)
         print(f"ok  {path.name:45s} {time.monotonic() - start:6.0f} s")
@@ -65,14 +78,15 @@ def main(argv=None) -> int:
     if summary_path.exists():
         summary = json.loads(summary_path.read_text())
         val = summary["val"]
-        print(f"\ntrained model ({summary.get('weights', '?')} start, {summary['train_seconds']:.0f} s of "
-              f"training, {summary['n_val_photos'] if 'n_val_photos' in summary else '?'} validation photos): "
+        print(f"\ntrained model ({summary.get('weights', '?')} start weights, {summary['train_seconds']:.0f} s of "
+              f"training, {val['n']} validation samples of photos it never trained on):\n"
               f"validation MAE {val['mae_deg']:.2f}°, median {val['median_deg']:.2f}°, "
-              f"within 5° {100 * val['within_5']:.1f}%, within 10° {100 * val['within_10']:.1f}%")
+              f"within 5° {100 * val['within_5']:.1f}%, within 10° {100 * val['within_10']:.1f}%"
+              f"  (guessing: 90°; reference result: 4.57°)")
     figures = sorted((run / "artifacts").glob("*.png"))
     if figures:
-        print("figures:\n" + "\n".join(f"  {f.relative_to(ROOT)}" for f in figures))
-    print(f"executed notebooks: {run.relative_to(ROOT)}/")
+        print("figures:\n" + "\n".join(f"  {_show(f)}" for f in figures))
+    print("notebooks updated in place" if args.inplace else f"executed notebooks: {_show(run)}/")
     return 0
 
 

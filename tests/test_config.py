@@ -1,0 +1,78 @@
+"""The profile switch, the folders read from variables, and paths shown in outputs."""
+import os
+from pathlib import Path
+
+import pytest
+
+from rotation_utils import config, profiles
+
+
+def test_get_profile_by_name_variable_and_overrides(monkeypatch):
+    monkeypatch.setenv("ROTATION_COURSE_PROFILE", "workshop")
+    assert profiles.get_profile().name == "workshop"
+    quick = profiles.get_profile("quick", epochs=3)
+    assert quick.epochs == 3 and quick.image_size == profiles.PROFILES["quick"].image_size
+    assert profiles.get_profile("quick").epochs == profiles.PROFILES["quick"].epochs
+    with pytest.raises(ValueError, match="unknown profile"):
+        profiles.get_profile("huge")
+    with pytest.raises(ValueError, match="unknown profile fields"):
+        profiles.get_profile("quick", not_a_field=1)
+
+
+def test_full_profile_is_the_reference_protocol():
+    full = profiles.PROFILES["full"]
+    assert (full.max_photos, full.rotations_per_photo, full.image_size) == (30000, 6, 224)
+    assert full.pretrained and full.lr == 1e-3 and full.weight_decay == 1e-4 and full.grad_clip == 1.0
+    assert full.dataset_name == "coco-2017-rotated"
+
+
+def test_image_folders_relative_to_cwd_then_project_root(monkeypatch, tmp_path):
+    folder = config.PROJECT_ROOT / "tests"  # exists relative to the project root
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ROTATION_COURSE_IMAGES", "tests")
+    assert config.image_folders() == [config.PROJECT_ROOT / "tests"]
+    (tmp_path / "tests").mkdir()
+    assert config.image_folders() == [Path("tests")]  # the cwd wins when it has the folder
+    assert folder.is_dir()
+
+
+def test_image_folders_several_and_missing(monkeypatch, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    monkeypatch.setenv("ROTATION_COURSE_IMAGES", f"{a}{os.pathsep}{b}")
+    assert config.image_folders() == [a, b]
+    monkeypatch.setenv("ROTATION_COURSE_IMAGES", str(tmp_path / "typo"))
+    with pytest.raises(FileNotFoundError, match="typo"):
+        config.image_folders()
+    monkeypatch.delenv("ROTATION_COURSE_IMAGES")
+    assert config.image_folders() == []
+
+
+@pytest.mark.parametrize("path", ["/tmp/some/where/file.jpg", "/var/lib/x/y"])
+def test_display_path_hides_machine_paths_outside_the_workspace(path):
+    shown = config.display_path(path)
+    assert not shown.startswith("/") and shown.endswith("/".join(Path(path).parts[-2:]))
+
+
+def test_display_path_is_relative_inside_the_project(monkeypatch):
+    monkeypatch.chdir(config.PROJECT_ROOT / "tests")
+    assert config.display_path(config.PROJECT_ROOT / "data" / "x.jpg") == os.path.join("..", "data", "x.jpg")
+    assert config.display_path(Path.home() / "photos") in ("~/photos",) or not config.display_path(
+        Path.home() / "photos").startswith("/")
+
+
+def test_run_dir_and_data_dir_follow_their_variables(monkeypatch, tmp_path):
+    monkeypatch.setenv("ROTATION_COURSE_RUN_DIR", str(tmp_path / "run"))
+    monkeypatch.setenv("ROTATION_COURSE_DATA_DIR", str(tmp_path / "data"))
+    assert config.run_dir() == tmp_path / "run" and (tmp_path / "run").is_dir()
+    assert config.data_dir() == tmp_path / "data" and (tmp_path / "data").is_dir()
+
+
+def test_seed_everything_repeats_numbers():
+    import numpy as np
+    import torch
+
+    config.seed_everything(3)
+    first = (np.random.rand(), torch.rand(1).item())
+    config.seed_everything(3)
+    assert (np.random.rand(), torch.rand(1).item()) == first
