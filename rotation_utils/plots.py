@@ -9,6 +9,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 
 from . import angles
 from .datasets import denormalize
@@ -45,7 +46,7 @@ def show_images(images, titles=None, ncols: int = 6, size: float = 2.0, suptitle
         ax.axis("off")
     for i, image in enumerate(images):
         ax = axes.ravel()[i]
-        if hasattr(image, "ndim") and getattr(image, "ndim", 0) == 3 and image.shape[0] == 3 and not isinstance(image, np.ndarray):
+        if isinstance(image, torch.Tensor):  # a normalised network input (3, H, W)
             image = denormalize(image.detach().cpu()).permute(1, 2, 0).numpy()
         ax.imshow(image)
         if titles is not None:

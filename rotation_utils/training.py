@@ -151,7 +151,7 @@ def fit(model, train_loader, val_loader, profile, out_dir, device=None, overwrit
     evaluated = ema.module if ema is not None else model
     start = time.monotonic()
     deadline = start + profile.time_budget_s if profile.time_budget_s else None
-    history, best_mae, best_epoch, waited = [], math.inf, 0, 0
+    history, best_mae, best_epoch, waited, best_val = [], math.inf, 0, 0, None
     metadata = {"image_size": profile.image_size, "num_outputs": 2, "profile": profile.to_dict(),
                 "train_border": getattr(train_loader.dataset, "border", None), **(extra_metadata or {})}
 
@@ -167,7 +167,7 @@ def fit(model, train_loader, val_loader, profile, out_dir, device=None, overwrit
                "lr": optimizer.param_groups[0]["lr"], "seconds": time.monotonic() - epoch_start}
         history.append(row)
         if row["val_mae_deg"] < best_mae:
-            best_mae, best_epoch, waited = row["val_mae_deg"], epoch, 0
+            best_mae, best_epoch, waited, best_val = row["val_mae_deg"], epoch, 0, val["summary"]
             save_checkpoint(best_path, evaluated, {**metadata, "epoch": epoch, "val_mae_deg": best_mae,
                                                "val": val["summary"]}, overwrite=True)
         else:
@@ -188,7 +188,6 @@ def fit(model, train_loader, val_loader, profile, out_dir, device=None, overwrit
     save_checkpoint(out_dir / "last.pt", evaluated, {**metadata, "epoch": history[-1]["epoch"],
                                                  "val_mae_deg": history[-1]["val_mae_deg"]},
                     overwrite=True, optimizer_state=optimizer.state_dict())
-    best_val = torch.load(best_path, map_location="cpu", weights_only=True)["metadata"]["val"]
     summary = {
         "best_epoch": best_epoch,
         "stop_reason": stop_reason,

@@ -109,13 +109,9 @@ def plot_angle_pair(true_deg: float, predicted_deg: float, ax=None) -> AnglePair
     return AnglePair(a, b, naive, circular, cos_sin, ax)
 
 
-def angle_error_explorer(true_deg: float = 350.0, predicted_deg: float = 10.0,
-                         step_deg: float = 1.0):
-    """Two sliders (true and predicted angle, degrees) that redraw :func:`plot_angle_pair`.
-
-    Returns an ipywidgets ``VBox`` to display in a notebook. Needs ipywidgets and a running
-    kernel; use :func:`plot_angle_pair` for a static figure. Taught in notebook 01.
-    """
+def _true_and_predicted_sliders(plot, true_deg: float, predicted_deg: float, step_deg: float):
+    """Two sliders (true and predicted angle, degrees) that redraw ``plot(true_deg, predicted_deg)``;
+    returns an ipywidgets ``VBox``."""
     import ipywidgets as w
     import matplotlib.pyplot as plt
 
@@ -126,11 +122,21 @@ def angle_error_explorer(true_deg: float = 350.0, predicted_deg: float = 10.0,
                                 description="predicted angle (°)", continuous_update=False)
 
     def draw(true_deg, predicted_deg):
-        plot_angle_pair(true_deg, predicted_deg)
+        plot(true_deg, predicted_deg)
         plt.show()
 
     out = w.interactive_output(draw, {"true_deg": true_slider, "predicted_deg": pred_slider})
     return w.VBox([w.HBox([true_slider, pred_slider]), out])
+
+
+def angle_error_explorer(true_deg: float = 350.0, predicted_deg: float = 10.0,
+                         step_deg: float = 1.0):
+    """Two sliders (true and predicted angle, degrees) that redraw :func:`plot_angle_pair`.
+
+    Returns an ipywidgets ``VBox`` to display in a notebook. Needs ipywidgets and a running
+    kernel; use :func:`plot_angle_pair` for a static figure. Taught in notebook 01.
+    """
+    return _true_and_predicted_sliders(plot_angle_pair, true_deg, predicted_deg, step_deg)
 
 
 def encoding_losses(true_deg: float, predicted_deg) -> dict:
@@ -192,18 +198,4 @@ def encoding_loss_explorer(true_deg: float = 10.0, predicted_deg: float = 350.0)
     Returns an ipywidgets ``VBox``. Move the true angle near 0° or 360° and watch the degrees
     loss call a 20° miss across the seam a huge error while the (cos, sin) loss does not.
     """
-    import ipywidgets as w
-    import matplotlib.pyplot as plt
-
-    style = {"description_width": "initial"}
-    true_slider = w.FloatSlider(value=true_deg, min=0, max=359, step=1, style=style,
-                                description="true angle (°)", continuous_update=False)
-    pred_slider = w.FloatSlider(value=predicted_deg, min=0, max=359, step=1, style=style,
-                                description="predicted angle (°)", continuous_update=False)
-
-    def draw(true_deg, predicted_deg):
-        plot_encoding_losses(true_deg, predicted_deg)
-        plt.show()
-
-    out = w.interactive_output(draw, {"true_deg": true_slider, "predicted_deg": pred_slider})
-    return w.VBox([w.HBox([true_slider, pred_slider]), out])
+    return _true_and_predicted_sliders(plot_encoding_losses, true_deg, predicted_deg, 1.0)

@@ -17,3 +17,15 @@ def shared_photos() -> Path:
     if not folder.is_dir():
         pytest.skip("../shared/data/photos is not here")
     return folder
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op thread for a test module: on a small shared CPU, two threads are many times
+    slower. Restores the previous setting afterwards."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -73,13 +73,7 @@ def make_photos(folder: Path, n: int, size=(64, 48)) -> list[Path]:
     return paths
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """One intra-op thread: on a small shared CPU, two threads are many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class TinyRegressor(nn.Module):
