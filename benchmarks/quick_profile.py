@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 from rotation_utils import config, profiles, sources
 from rotation_utils.datasets import FixedRotationDataset, OnTheFlyRotationDataset
 from rotation_utils.models import build_resnet18_regressor
-from rotation_utils.training import fit
+from rotation_utils.training import _cache_side, fit
 
 TRAIN = ["bsds500/train", "bsds500/val", "coco2017_sample/train2017", "sun80"]
 HELD_OUT = ["coco2017_sample/val2017", "bsds500/test"]
@@ -36,15 +36,17 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=None, help="run folder (default: a temporary one)")
     parser.add_argument("--threads", type=int, default=2)
     for field in ("image_size", "epochs", "time_budget_s", "batch_size", "lr", "lr_step_epochs",
-                  "lr_gamma", "train_repeats", "weight_decay", "ema_decay"):
+                  "lr_gamma", "train_repeats", "weight_decay", "ema_decay", "width", "lr_schedule",
+                  "min_scale"):
         default = getattr(profiles.PROFILES["quick"], field)
         parser.add_argument("--" + field.replace("_", "-"), type=type(default) if default is not None else float,
                             default=default)
     parser.add_argument("--no-hflip", action="store_true")
     parser.add_argument("--no-cpu-bf16", action="store_true", help="float32 on the CPU")
     parser.add_argument("--progress", action="store_true", help="show tqdm bars and per-epoch lines")
-    parser.add_argument("--min-scale", type=float, default=0.85)
-    parser.add_argument("--cache-side", type=int, default=None, help="cached short side (default 2×size)")
+    parser.add_argument("--cache-side", type=int, default=None, help="cached short side (default 1.5×size)")
+    parser.add_argument("--channels-last", type=int, choices=(0, 1), default=None,
+                        help="channels-last memory format (default: the profile's)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     config.seed_everything(0)
@@ -54,19 +56,21 @@ def main(argv=None) -> int:
     print(f"train photos {len(train_paths)}, held-out photos {len(val_paths)}")
     overrides = {k: getattr(args, k) for k in ("image_size", "epochs", "time_budget_s", "batch_size", "lr",
                                                "lr_step_epochs", "lr_gamma", "train_repeats", "weight_decay",
-                                               "ema_decay")}
-    profile = profiles.get_profile("quick", hflip=not args.no_hflip, patience=10**6, **overrides)
+                                               "ema_decay", "width", "lr_schedule", "min_scale")}
+    if args.channels_last is not None:
+        overrides["channels_last"] = bool(args.channels_last)
     if args.no_cpu_bf16:
-        profile = profiles.get_profile("quick", hflip=not args.no_hflip, patience=10**6, cpu_bf16=False, **overrides)
-    cache = args.cache_side or 2 * profile.image_size
+        overrides["cpu_bf16"] = False
+    profile = profiles.get_profile("quick", hflip=not args.no_hflip, patience=10**6, **overrides)
+    cache = args.cache_side or _cache_side(profile)
     t0 = time.monotonic()
     train_set = OnTheFlyRotationDataset(train_paths, profile.image_size, border="crop",
                                         repeats=profile.train_repeats, hflip=profile.hflip,
-                                        cache_short_side=cache, min_scale=args.min_scale)
+                                        cache_short_side=cache, min_scale=profile.min_scale)
     val_set = FixedRotationDataset(val_paths, profile.image_size, rotations=6, seed=0, border="crop",
                                    cache_short_side=cache)
     print(f"decoded and cached the photos in {time.monotonic() - t0:.1f} s")
-    model, weights = build_resnet18_regressor(pretrained=False)
+    model, weights = build_resnet18_regressor(pretrained=False, width=profile.width)
     out = Path(args.out) if args.out else Path(config.run_dir()) / f"bench-{int(time.time())}"
     train_loader = DataLoader(train_set, batch_size=profile.batch_size, shuffle=True, drop_last=True)
     val_loader = DataLoader(val_set, batch_size=128)
@@ -75,7 +79,7 @@ def main(argv=None) -> int:
               "epochs_run": len(summary["history"]), "samples_seen": sum(
                   len(train_set) for _ in summary["history"]),  # upper bound: last epoch may stop early
               "best_val": summary["val"], "stop_reason": summary["stop_reason"], "weights": weights,
-              "settings": {**overrides, "hflip": profile.hflip, "min_scale": args.min_scale, "cache_side": cache}}
+              "settings": {**overrides, "hflip": profile.hflip, "cache_side": cache}}
     val = summary["val"]
     print(json.dumps(result, indent=2))
     print(f"quick profile on {len(val_paths)} held-out photos × 6 rotations (crop): MAE {val['mae_deg']:.1f}°, "

@@ -35,6 +35,8 @@ __all__ = [
     "IMAGENET_STD",
     "split_by_source",
     "to_model_input",
+    "square_input",
+    "normalize_input",
     "denormalize",
     "load_photo_tensor",
     "OnTheFlyRotationDataset",
@@ -95,6 +97,12 @@ def to_model_input(rotated: torch.Tensor, image_size: int, train: bool = False,
     train: take a random square of ``min_scale``–1 of the largest side (scale jitter) at a
     random place; else the centred largest square. Returns (3, image_size, image_size).
     """
+    return normalize_input(square_input(rotated, image_size, train, generator, min_scale))
+
+
+def square_input(rotated: torch.Tensor, image_size: int, train: bool = False,
+                 generator: torch.Generator | None = None, min_scale: float = 0.85) -> torch.Tensor:
+    """The square of :func:`to_model_input` before normalisation: uint8 (3, image_size, image_size)."""
     h, w = rotated.shape[-2:]
     side = min(h, w)
     if train:
@@ -105,8 +113,12 @@ def to_model_input(rotated: torch.Tensor, image_size: int, train: bool = False,
     else:
         top, left = (h - side) // 2, (w - side) // 2
     square = F.crop(rotated, top, left, side, side)
-    square = F.resize(square, [image_size, image_size], interpolation=InterpolationMode.BILINEAR,
-                      antialias=True)
+    return F.resize(square, [image_size, image_size], interpolation=InterpolationMode.BILINEAR,
+                    antialias=True)
+
+
+def normalize_input(square: torch.Tensor) -> torch.Tensor:
+    """uint8 (3, S, S) → float32 normalised with ImageNet mean and std, the network's input."""
     return F.normalize(F.to_dtype(square, torch.float32, scale=True), IMAGENET_MEAN, IMAGENET_STD)
 
 
@@ -168,7 +180,9 @@ class FixedRotationDataset(Dataset):
 
     paths: photo files. rotations: angles per photo, drawn uniformly in [0, 360) from
     ``seed``, so the same call always gives the same samples. border: ``crop`` (default, no
-    border pixels remain) or ``reflect`` / ``random_background``.
+    border pixels remain) or ``reflect`` / ``random_background``. cache_short_side: as in
+    :class:`OnTheFlyRotationDataset`; with a cache each item is also computed only once (kept
+    as uint8), since its angle never changes, so validating every epoch costs little.
     Items as in :class:`OnTheFlyRotationDataset`; ``self.samples`` lists (photo index, θ°).
     """
 
@@ -187,16 +201,22 @@ class FixedRotationDataset(Dataset):
                         for a in rng.uniform(0.0, 360.0, size=rotations)]
         self._cache = ([load_photo_tensor(p, cache_short_side) for p in self.paths]
                        if cache_short_side else None)
+        self._squares: dict[int, torch.Tensor] = {}  # with a cache, each item is computed once
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int):
         i, angle_deg = self.samples[index]
-        photo = self._cache[i] if self._cache is not None else load_photo_tensor(self.paths[i])
-        rotated = rotate_image(photo, angle_deg, border=self.border,
-                               rng=np.random.default_rng(self.seed * 100003 + index))
-        image = to_model_input(rotated, self.image_size, train=False)
+        square = self._squares.get(index)
+        if square is None:
+            photo = self._cache[i] if self._cache is not None else load_photo_tensor(self.paths[i])
+            rotated = rotate_image(photo, angle_deg, border=self.border,
+                                   rng=np.random.default_rng(self.seed * 100003 + index))
+            square = square_input(rotated, self.image_size, train=False)
+            if self._cache is not None:
+                self._squares[index] = square
+        image = normalize_input(square)
         angle = torch.tensor(angle_deg, dtype=torch.float32)
         return image, angles.encode_angle_deg(angle), angle
 

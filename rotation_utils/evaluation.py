@@ -30,8 +30,11 @@ __all__ = [
 
 
 @torch.no_grad()
-def predict(model, loader, device=None, progress: bool = False) -> dict:
+def predict(model, loader, device=None, progress: bool = False, cpu_bf16: bool = False) -> dict:
     """Run the model over a loader of (images, targets, angles in degrees).
+
+    cpu_bf16: bfloat16 autocast on a CPU with native bfloat16 instructions, as in training
+    (:func:`rotation_utils.training.autocast_dtype`); on a GPU mixed precision is not used here.
 
     Returns NumPy arrays: ``predicted_deg`` (N,) in [0, 360), ``true_deg`` (N,),
     ``error_deg`` (N,) circular absolute errors in [0, 180], ``vector_norm`` (N,) length of the
@@ -40,9 +43,13 @@ def predict(model, loader, device=None, progress: bool = False) -> dict:
     """
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model = model.to(device).eval()
+    from .training import cpu_supports_bf16  # training imports evaluation only inside fit
+
+    bf16 = cpu_bf16 and device.type == "cpu" and cpu_supports_bf16()
     outputs, truths, losses, count = [], [], 0.0, 0
     for images, targets, angle_deg in tqdm(loader, desc="predict", leave=False, disable=not progress):
-        out = model(images.to(device)).float().cpu()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out = model(images.to(device)).float().cpu()
         losses += nn.functional.mse_loss(out, targets, reduction="sum").item() / 2
         count += len(images)
         outputs.append(out)
@@ -60,9 +67,9 @@ def predict(model, loader, device=None, progress: bool = False) -> dict:
     }
 
 
-def evaluate_loader(model, loader, device=None, progress: bool = False) -> dict:
+def evaluate_loader(model, loader, device=None, progress: bool = False, cpu_bf16: bool = False) -> dict:
     """:func:`predict` plus the summary metrics (:func:`rotation_utils.angles.summarize_errors`)."""
-    result = predict(model, loader, device, progress)
+    result = predict(model, loader, device, progress, cpu_bf16=cpu_bf16)
     result["summary"] = angles.summarize_errors(result["error_deg"])
     return result
 

@@ -16,6 +16,7 @@ from torchvision import models as tv_models
 
 __all__ = [
     "build_resnet18_regressor",
+    "resnet18_of_width",
     "set_trainable",
     "count_parameters",
     "save_checkpoint",
@@ -24,22 +25,66 @@ __all__ = [
 ]
 
 
+def resnet18_of_width(width: int = 64) -> nn.Module:
+    """torchvision's ResNet18 (``BasicBlock``, [2, 2, 2, 2]) with ``width`` channels in its
+    first stage instead of 64 (then 2×, 4×, 8× width), random weights, torchvision's own
+    initialisation. Its ``fc`` takes ``8 * width`` features.
+
+    width: 64 is the standard ResNet18; 32 has about ¼ of its parameters and multiply-adds,
+    so on a CPU it trains at a larger input size in the same time (``benchmarks/quick_profile.py
+    --width 32 --image-size 96``: about as accurate as width 64 at 64 px after 4½ minutes).
+    Raises ValueError for a width below 8. Source: He et al. 2016 (ResNet); narrowing every
+    stage by the same factor as in Zagoruyko & Komodakis 2016 (wide residual networks).
+    """
+    if int(width) != width or width < 8:
+        raise ValueError(f"width must be an integer of at least 8, got {width!r}")
+    model = tv_models.resnet18(weights=None)
+    if width == 64:
+        return model
+    reference = model
+    model.inplanes = width  # _make_layer reads the input channels from here
+    model.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
+    model.bn1 = nn.BatchNorm2d(width)
+    for stage, stride in zip(range(1, 5), (1, 2, 2, 2)):
+        setattr(model, f"layer{stage}", reference._make_layer(
+            tv_models.resnet.BasicBlock, width * 2 ** (stage - 1), 2, stride=stride))
+    model.fc = nn.Linear(8 * width, 1000)
+    for module in model.modules():  # torchvision's initialisation of ResNet
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.constant_(module.weight, 1)
+            nn.init.constant_(module.bias, 0)
+    return model
+
+
 def build_resnet18_regressor(pretrained: bool = True, dropout: float = 0.25, num_outputs: int = 2,
-                             verbose: bool = True) -> tuple[nn.Module, str]:
-    """ResNet18 with ``Dropout(dropout)`` + ``Linear(512, num_outputs)`` as its final layer.
+                             verbose: bool = True, width: int = 64) -> tuple[nn.Module, str]:
+    """ResNet18 with ``Dropout(dropout)`` + ``Linear(512, num_outputs)`` as its final layer
+    (``Linear(8 * width, num_outputs)`` for another ``width``).
 
     pretrained: try torchvision's ImageNet weights (``IMAGENET1K_V1``). They are read from
     ``$TORCH_HOME/hub/checkpoints/`` when cached there, else downloaded; when neither works
     (offline, corrupt file) the model starts from random weights and says so.
     num_outputs: 2 for (cos θ, sin θ); other heads (bins, von Mises) use more.
+    width: channels of the first stage (64: the standard ResNet18, what every profile uses;
+    see :func:`resnet18_of_width`, whose head is then ``Linear(8 * width, num_outputs)``).
+    ImageNet weights exist only for width 64; another width starts from random weights and
+    says so.
     Returns (model, weights) where ``weights`` is ``"imagenet"`` or ``"random"``.
     Input (N, 3, H, W) normalised with ImageNet statistics, any H, W ≥ 32; output (N, num_outputs).
     Source: He et al. 2016 (ResNet); the head is the reference result's
     (ResNet18, 30k COCO-2017 photos × 6 rotations, validation MAE 4.57°).
+    Raises ValueError for a width below 8.
     """
     weights = "random"
     model = None
-    if pretrained:
+    if width != 64:
+        model = resnet18_of_width(width)
+        if pretrained and verbose:
+            print(f"ImageNet weights exist only for the standard width 64; this ResNet18 of width "
+                  f"{width} starts from random weights")
+    elif pretrained:
         try:
             # torch.hub prints "Downloading ... to <cache path>"; keep machine paths out of outputs.
             with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
@@ -51,7 +96,7 @@ def build_resnet18_regressor(pretrained: bool = True, dropout: float = 0.25, num
                       f"{str(err).splitlines()[0][:120]}); starting from random weights instead")
     if model is None:
         model = tv_models.resnet18(weights=None)
-    elif verbose:
+    elif verbose and weights == "imagenet":
         print("ImageNet weights loaded (torchvision ResNet18_Weights.IMAGENET1K_V1)")
     model.fc = nn.Sequential(nn.Dropout(dropout), nn.Linear(model.fc.in_features, num_outputs))
     return model, weights
@@ -116,7 +161,9 @@ def load_checkpoint(path, map_location="cpu", verbose: bool = True) -> tuple[nn.
         raise ValueError(f"{path.name} is not a checkpoint of this course (no 'model_state')")
     metadata = checkpoint.get("metadata", {})
     num_outputs = int(metadata.get("num_outputs", 2))
-    model, _ = build_resnet18_regressor(pretrained=False, num_outputs=num_outputs, verbose=False)
+    width = int(metadata.get("width", 64))
+    model, _ = build_resnet18_regressor(pretrained=False, num_outputs=num_outputs, verbose=False,
+                                        width=width)
     try:
         model.load_state_dict(checkpoint["model_state"])
     except RuntimeError as err:

@@ -33,7 +33,7 @@ class Profile:
     batch_size: int | None     # None: probe against GPU memory (CPU: 64)
     lr: float
     weight_decay: float
-    lr_step_epochs: int        # StepLR step, epochs
+    lr_step_epochs: int        # StepLR step, epochs (lr_schedule "step")
     lr_gamma: float
     patience: int              # early stopping on validation MAE, epochs
     grad_clip: float
@@ -44,6 +44,10 @@ class Profile:
     train_trainable: str       # "all", "layer4+head" or "head" (what is unfrozen)
     ema_decay: float | None = None  # exponential moving average of the weights (None: off)
     cpu_bf16: bool = False     # bfloat16 autocast on CPUs with native bfloat16 instructions
+    width: int = 64            # channels of ResNet18's first stage (64: the standard network)
+    lr_schedule: str = "step"  # "step" (StepLR) or "cosine" (to zero over the time budget or epochs)
+    channels_last: bool = False  # channels-last memory format (faster convolutions on CPUs)
+    min_scale: float = 0.85    # training crops: random squares of min_scale–1 of the largest one
 
     def to_dict(self) -> dict:
         """The profile as a plain dict (for ``training_summary.json``)."""
@@ -59,7 +63,7 @@ PROFILES: dict[str, Profile] = {
         lr=1e-3, weight_decay=1e-4, lr_step_epochs=10, lr_gamma=0.5, patience=40,
         grad_clip=1.0, train_repeats=4, hflip=True, num_workers=0,
         dataset_name="rotation-course-quick", train_trainable="all",
-        ema_decay=0.998, cpu_bf16=True),
+        ema_decay=0.998, cpu_bf16=True, lr_schedule="cosine", channels_last=True, min_scale=0.5),
     "workshop": Profile(
         name="workshop",
         description="one GPU, a few thousand photos, tens of minutes",

@@ -123,9 +123,13 @@ def rotate_image(image, angle_deg: float, border: str = "reflect",
         return _back(F.center_crop(rotated, [h, w]), kind)
 
     if border == "crop":
-        rotated = F.rotate(tensor, angle_deg, interpolation=interpolation, expand=True)
         cw, ch = largest_inscribed_rectangle(w, h, angle_deg)
         cw, ch = max(1, int(math.floor(cw)) - 2), max(1, int(math.floor(ch)) - 2)
+        # Rotating onto the input's own frame, when the crop fits in it, computes about half as
+        # many pixels as expanding the frame to the whole rotated image; the crop's centre is
+        # the same to within one pixel.
+        fits = cw <= w and ch <= h
+        rotated = F.rotate(tensor, angle_deg, interpolation=interpolation, expand=not fits)
         return _back(F.center_crop(rotated, [ch, cw]), kind)
 
     # random_background and alpha_mask need to know which pixels came from the image.

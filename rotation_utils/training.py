@@ -79,14 +79,17 @@ def probe_batch_size(model: nn.Module, image_size: int, device=None, start: int 
 
 def train_one_epoch(model, loader, optimizer, device, grad_clip: float = 1.0,
                     deadline: float | None = None, progress: bool = True, desc: str = "train",
-                    ema=None, cpu_bf16: bool = False) -> dict:
+                    ema=None, cpu_bf16: bool = False, lr_at=None, channels_last: bool = False) -> dict:
     """One pass over ``loader`` minimising the MSE between outputs (N, 2) and (cos θ, sin θ).
 
     deadline: a ``time.monotonic()`` value after which the epoch stops early.
     ema: a ``torch.optim.swa_utils.AveragedModel`` updated after every step, or None.
     cpu_bf16: bfloat16 autocast on a CPU with native support (see :func:`autocast_dtype`).
+    lr_at: a function of no argument giving the learning rate of the next step (a schedule
+    per step), or None to leave the optimiser's rate alone.
+    channels_last: feed the images in channels-last memory format (the model should be too).
     Returns {"loss": mean loss, "samples": images seen, "stopped_early": bool}.
-    Mixed precision on CUDA (:func:`autocast_dtype`); float32 on the CPU.
+    Mixed precision on CUDA (:func:`autocast_dtype`); on the CPU float32 unless ``cpu_bf16``.
     """
     model.train()
     amp_dtype = autocast_dtype(device, cpu_bf16)
@@ -95,6 +98,11 @@ def train_one_epoch(model, loader, optimizer, device, grad_clip: float = 1.0,
     bar = tqdm(loader, desc=desc, leave=False, disable=not progress)
     for images, targets, _ in bar:
         images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        if lr_at is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at()
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             outputs = model(images)
         loss = nn.functional.mse_loss(outputs.float(), targets)
@@ -126,11 +134,15 @@ def fit(model, train_loader, val_loader, profile, out_dir, device=None, overwrit
     validation MAE), ``last.pt`` and ``training_summary.json``.
     Returns the summary dict (also written as JSON): history per epoch, best epoch,
     validation metrics of the best model (degrees), training time in seconds.
+    The learning rate follows the profile's ``lr_schedule``: ``"step"`` (StepLR, the
+    reference's) or ``"cosine"`` (to zero at the end of the time budget, or of the epochs).
     Raises :class:`rotation_utils.models.CheckpointExistsError` before training if
-    ``out_dir/best.pt`` exists and ``overwrite`` is False.
+    ``out_dir/best.pt`` exists and ``overwrite`` is False, ValueError for an unknown schedule.
     """
     from .evaluation import evaluate_loader  # evaluation imports nothing from here
 
+    if profile.lr_schedule not in ("step", "cosine"):
+        raise ValueError(f"lr_schedule must be 'step' or 'cosine', got {profile.lr_schedule!r}")
     out_dir = Path(out_dir)
     best_path = out_dir / "best.pt"
     if best_path.exists() and not overwrite:
@@ -139,10 +151,13 @@ def fit(model, train_loader, val_loader, profile, out_dir, device=None, overwrit
     out_dir.mkdir(parents=True, exist_ok=True)
     device = torch.device(device) if device is not None else default_device()
     model = model.to(device)
+    if profile.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=profile.lr, weight_decay=profile.weight_decay)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=profile.lr_step_epochs,
-                                                gamma=profile.lr_gamma)
+    scheduler = (torch.optim.lr_scheduler.StepLR(optimizer, step_size=profile.lr_step_epochs,
+                                                 gamma=profile.lr_gamma)
+                 if profile.lr_schedule == "step" else None)
     # An exponential moving average of the weights smooths the noise of short, small-batch
     # training (Polyak & Juditsky 1992); validation and checkpoints then use the average.
     ema = (torch.optim.swa_utils.AveragedModel(
@@ -151,17 +166,20 @@ def fit(model, train_loader, val_loader, profile, out_dir, device=None, overwrit
     evaluated = ema.module if ema is not None else model
     start = time.monotonic()
     deadline = start + profile.time_budget_s if profile.time_budget_s else None
+    lr_at = _cosine_lr(profile, start, len(train_loader)) if scheduler is None else None
     history, best_mae, best_epoch, waited, best_val = [], math.inf, 0, 0, None
     metadata = {"image_size": profile.image_size, "num_outputs": 2, "profile": profile.to_dict(),
+                "width": _resnet_width(model, profile.width),
                 "train_border": getattr(train_loader.dataset, "border", None), **(extra_metadata or {})}
 
     for epoch in range(1, profile.epochs + 1):
         epoch_start = time.monotonic()
         stats = train_one_epoch(model, train_loader, optimizer, device, profile.grad_clip,
                                 deadline, progress, desc=f"epoch {epoch}/{profile.epochs}", ema=ema,
-                                cpu_bf16=profile.cpu_bf16)
-        val = evaluate_loader(evaluated, val_loader, device, progress=False)
-        scheduler.step()
+                                cpu_bf16=profile.cpu_bf16, lr_at=lr_at, channels_last=profile.channels_last)
+        val = evaluate_loader(evaluated, val_loader, device, progress=False, cpu_bf16=profile.cpu_bf16)
+        if scheduler is not None:
+            scheduler.step()
         row = {"epoch": epoch, "train_loss": stats["loss"], "val_loss": val["loss"],
                "val_mae_deg": val["summary"]["mae_deg"], "val_median_deg": val["summary"]["median_deg"],
                "lr": optimizer.param_groups[0]["lr"], "seconds": time.monotonic() - epoch_start}
@@ -206,17 +224,49 @@ def fit(model, train_loader, val_loader, profile, out_dir, device=None, overwrit
 
 
 
+def _cosine_lr(profile, start: float, steps_per_epoch: int):
+    """The learning rate of a cosine schedule (Loshchilov & Hutter 2017, SGDR, one cycle with
+    no restart): ``lr · ½(1 + cos(π·p))`` where p is the share of the run already done: of
+    the profile's epochs, counted in steps, or of the time budget when that share is larger
+    (so the rate reaches zero when time is up, however fast or slow the machine)."""
+    steps = {"done": 0}
+    total_steps = max(1, profile.epochs * steps_per_epoch)
+
+    def lr_at() -> float:
+        done = steps["done"] / total_steps
+        if profile.time_budget_s:
+            done = max(done, (time.monotonic() - start) / profile.time_budget_s)
+        steps["done"] += 1
+        return profile.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, max(0.0, done))))
+
+    return lr_at
+
+
+def _resnet_width(model, default: int) -> int:
+    """Channels of a ResNet's first stage (what :func:`models.load_checkpoint` needs to
+    rebuild it); ``default`` for another kind of model."""
+    conv1 = getattr(getattr(model, "module", model), "conv1", None)
+    return int(conv1.out_channels) if isinstance(conv1, nn.Conv2d) else int(default)
+
+
+def _cache_side(profile) -> int | None:
+    """Short side, pixels, at which photos are cached in memory (None: no cache, workers read
+    the files). 1.5× the input side keeps the network's full resolution in the largest square
+    inside a photo rotated by 45°, at half the cost of rotating a 2× copy."""
+    return int(round(1.5 * profile.image_size)) if profile.num_workers == 0 else None
+
+
 def _train_loader(train_paths, profile, border: str = "crop", seed: int = 0):
     """Photos rotated on the fly with fresh angles each epoch; on a CPU with no workers the
-    photos are decoded once and cached at twice the input size."""
+    photos are decoded once and cached at 1.5× the input size."""
     from torch.utils.data import DataLoader
 
     from .datasets import OnTheFlyRotationDataset
 
-    cache = 2 * profile.image_size if profile.num_workers == 0 else None
+    cache = _cache_side(profile)
     train_set = OnTheFlyRotationDataset(train_paths, profile.image_size, border=border,
                                         repeats=profile.train_repeats, hflip=profile.hflip,
-                                        cache_short_side=cache)
+                                        cache_short_side=cache, min_scale=profile.min_scale)
     batch_size = profile.batch_size or 64
     return DataLoader(train_set, batch_size=batch_size, shuffle=True, drop_last=len(train_set) > batch_size,
                       num_workers=profile.num_workers, generator=torch.Generator().manual_seed(seed),
@@ -230,7 +280,7 @@ def make_loaders(train_paths, val_paths, profile, val_rotations: int = 6, seed: 
 
     train_paths / val_paths: photo files (split by photo, never by rotated copy).
     profile: image size, batch size, repeats, flips and workers come from it; on a CPU with
-    ``num_workers == 0`` the photos are decoded once and cached at twice the input size.
+    ``num_workers == 0`` the photos are decoded once and cached at 1.5× the input size.
     Returns (train_loader, val_loader). Raises ValueError if a photo is on both sides.
     """
     from torch.utils.data import DataLoader
@@ -241,7 +291,7 @@ def make_loaders(train_paths, val_paths, profile, val_rotations: int = 6, seed: 
     if overlap:
         raise ValueError(f"{len(overlap)} photo(s) are in both training and validation, "
                          f"e.g. {sorted(overlap)[0]}: split by photo")
-    cache = 2 * profile.image_size if profile.num_workers == 0 else None
+    cache = _cache_side(profile)
     val_set = FixedRotationDataset(val_paths, profile.image_size, rotations=val_rotations, seed=seed,
                                    border="crop", cache_short_side=cache)
     val_loader = DataLoader(val_set, batch_size=2 * (profile.batch_size or 64), shuffle=False,
@@ -271,7 +321,7 @@ def train_on_photos(paths, profile, out_dir, val_fraction: float | None = None, 
     train_paths = [p for p in paths if split[str(p)] == "train"]
     val_paths = [p for p in paths if split[str(p)] == "val"]
     device = torch.device(device) if device is not None else default_device()
-    model, weights = build_resnet18_regressor(pretrained=profile.pretrained)
+    model, weights = build_resnet18_regressor(pretrained=profile.pretrained, width=profile.width)
     set_trainable(model, profile.train_trainable)
     if profile.batch_size is None:
         from dataclasses import replace
@@ -322,7 +372,8 @@ def ensure_course_checkpoint(profile, photos=None, out_dir=None, progress: bool 
     photos = photos or sources.resolve_photos(profile=profile, verbose=progress)
     dataset = datasets.course_dataset(profile, photos, progress=progress)
     config.seed_everything(0)
-    model, weights = build_resnet18_regressor(pretrained=profile.pretrained, verbose=progress)
+    model, weights = build_resnet18_regressor(pretrained=profile.pretrained, verbose=progress,
+                                              width=profile.width)
     set_trainable(model, profile.train_trainable)
     train_loader, val_loader, train_paths = course_loaders(profile, dataset)
     fit(model, train_loader, val_loader, profile, out_dir, progress=progress,

@@ -160,6 +160,21 @@ def test_fixed_rotation_dataset_is_deterministic_across_instances(tmp_path):
         assert float(aa) == float(ab) and torch.allclose(ta, tb)
 
 
+def test_fixed_rotation_dataset_with_a_cache_computes_each_item_once(tmp_path, monkeypatch):
+    paths = make_photos(tmp_path, 2)
+    # without a cache nothing is kept: items are recomputed from the files
+    uncached = FixedRotationDataset(paths, image_size=32, rotations=3, seed=1)
+    uncached[0]
+    assert uncached._squares == {}
+    cached = FixedRotationDataset(paths, image_size=32, rotations=3, seed=1, cache_short_side=48)
+    first = [cached[i][0] for i in range(len(cached))]
+    calls = []
+    monkeypatch.setattr(datasets, "rotate_image", lambda *a, **k: calls.append(a) or None)
+    second = [cached[i][0] for i in range(len(cached))]
+    assert calls == [], "a cached item must not be rotated again"
+    assert all(torch.equal(a, b) for a, b in zip(first, second))
+
+
 def test_fixed_rotation_dataset_errors(tmp_path):
     paths = make_photos(tmp_path, 1)
     with pytest.raises(ValueError):

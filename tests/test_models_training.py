@@ -337,7 +337,8 @@ def test_train_one_epoch_reduces_to_a_dict_and_respects_a_deadline(tmp_path):
 
 def test_fit_writes_checkpoints_and_summary(tmp_path):
     paths = make_photos(tmp_path / "photos", 6)
-    profile = tiny_profile()
+    # float32 and the default memory format, so that re-evaluating gives the very same numbers
+    profile = tiny_profile(cpu_bf16=False, channels_last=False)
     train_loader, val_loader = training.make_loaders(paths[:4], paths[4:], profile, val_rotations=2)
     torch.manual_seed(0)
     model, _ = build_resnet18_regressor(pretrained=False, verbose=False)
@@ -439,3 +440,96 @@ def test_train_on_photos_errors(tmp_path):
 
 def test_default_device_is_cuda_only_when_visible():
     assert training.default_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+# --------------------------------------------------------------------------- narrower ResNet18, schedule
+
+def test_resnet18_of_width_32_has_every_stage_halved():
+    from rotation_utils.models import resnet18_of_width
+    narrow = resnet18_of_width(32)
+    assert narrow.conv1.out_channels == 32
+    assert [getattr(narrow, f"layer{i}")[-1].conv2.out_channels for i in range(1, 5)] == [32, 64, 128, 256]
+    assert narrow.fc.in_features == 256
+    # about a quarter of the parameters of the standard network (convolutions scale with width²)
+    ratio = count_parameters(narrow) / count_parameters(torchvision.models.resnet18(weights=None))
+    assert 0.2 < ratio < 0.3
+    assert resnet18_of_width(64).conv1.out_channels == 64
+
+
+@pytest.mark.parametrize("width", [4, 0, -8, 12.5])
+def test_resnet18_of_width_rejects_bad_widths(width):
+    from rotation_utils.models import resnet18_of_width
+    with pytest.raises(ValueError, match="width"):
+        resnet18_of_width(width)
+
+
+def test_narrow_regressor_says_it_has_no_imagenet_weights_and_never_downloads(offline_torch_home, capsys):
+    _, blocked = offline_torch_home
+    model, weights = build_resnet18_regressor(pretrained=True, width=32)
+    assert weights == "random"
+    assert "width 32" in capsys.readouterr().out
+    assert blocked.calls == []
+    head = model.fc[-1]
+    assert isinstance(model.fc[0], nn.Dropout) and (head.in_features, head.out_features) == (256, 2)
+    model.eval()
+    with torch.no_grad():
+        assert model(torch.randn(2, 3, 96, 96)).shape == (2, 2)
+
+
+def test_fit_records_the_width_and_load_checkpoint_rebuilds_it(tmp_path):
+    paths = make_photos(tmp_path / "photos", 4)
+    profile = tiny_profile(epochs=1, width=16, channels_last=True)
+    train_loader, val_loader = training.make_loaders(paths[:3], paths[3:], profile, val_rotations=2)
+    torch.manual_seed(0)
+    model, _ = build_resnet18_regressor(pretrained=False, verbose=False, width=16)
+    summary = training.fit(model, train_loader, val_loader, profile, tmp_path / "run", device="cpu",
+                           progress=False)
+    assert summary["width"] == 16
+    loaded, metadata = load_checkpoint(tmp_path / "run" / "best.pt", verbose=False)
+    assert metadata["width"] == 16 and loaded.conv1.out_channels == 16
+    from rotation_utils.evaluation import evaluate_loader
+    again = evaluate_loader(loaded, val_loader, device="cpu", cpu_bf16=profile.cpu_bf16)
+    # bfloat16 kernels differ a little between memory formats: hundredths of a degree
+    assert again["summary"]["mae_deg"] == pytest.approx(summary["val"]["mae_deg"], abs=0.2)
+
+
+def test_cosine_schedule_over_epochs_falls_from_lr_to_zero():
+    profile = tiny_profile(epochs=2, lr=0.01, lr_schedule="cosine")
+    lr_at = training._cosine_lr(profile, start=0.0, steps_per_epoch=5)
+    rates = [lr_at() for _ in range(10)]
+    assert rates[0] == pytest.approx(0.01)
+    assert rates[5] == pytest.approx(0.005)  # half-way: half the rate
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+    assert rates[-1] == pytest.approx(0.01 * 0.5 * (1 + np.cos(np.pi * 0.9)))
+
+
+def test_cosine_schedule_over_a_time_budget_reaches_zero_when_time_is_up(monkeypatch):
+    profile = tiny_profile(lr=0.01, lr_schedule="cosine", time_budget_s=100.0)
+    clock = {"now": 1000.0}
+    monkeypatch.setattr(training.time, "monotonic", lambda: clock["now"])
+    lr_at = training._cosine_lr(profile, start=1000.0, steps_per_epoch=5)
+    assert lr_at() == pytest.approx(0.01)
+    clock["now"] = 1050.0
+    assert lr_at() == pytest.approx(0.005)
+    clock["now"] = 1200.0  # past the budget: stays at zero
+    assert lr_at() == pytest.approx(0.0)
+
+
+def test_fit_with_the_cosine_schedule_lowers_the_rate_every_epoch(tmp_path):
+    paths = make_photos(tmp_path / "photos", 5)
+    profile = tiny_profile(epochs=3, lr_schedule="cosine", train_repeats=2)
+    train_loader, val_loader = training.make_loaders(paths[:4], paths[4:], profile, val_rotations=1)
+    summary = training.fit(TinyRegressor(), train_loader, val_loader, profile, tmp_path / "run",
+                           device="cpu", progress=False)
+    rates = [row["lr"] for row in summary["history"]]
+    assert rates[0] <= profile.lr and all(a > b for a, b in zip(rates, rates[1:]))
+
+
+def test_fit_rejects_an_unknown_schedule_before_writing_anything(tmp_path):
+    paths = make_photos(tmp_path / "photos", 3)
+    profile = tiny_profile(epochs=1, lr_schedule="linear")
+    train_loader, val_loader = training.make_loaders(paths[:2], paths[2:], profile, val_rotations=1)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        training.fit(TinyRegressor(), train_loader, val_loader, profile, tmp_path / "run", device="cpu",
+                     progress=False)
+    assert not (tmp_path / "run" / "best.pt").exists()

@@ -363,6 +363,25 @@ def test_inscribed_rectangle_rejects_non_positive_sizes(w, h):
 
 # --------------------------------------------------------------------------- errors and other inputs
 
+@pytest.mark.parametrize("angle", [3.0, 17.5, 45.0, 60.0, 123.0, 200.0, 271.3, 359.0])
+@pytest.mark.parametrize("size", [(64, 48), (65, 48), (48, 64), (50, 50)])
+def test_crop_matches_cropping_the_fully_expanded_rotation(size, angle):
+    """rotate_image rotates onto the input's own frame when the crop fits in it; the crop must
+    be the one taken from the whole rotated image, to within a one-pixel shift of its centre."""
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms.v2 import functional as F
+
+    w, h = size
+    yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32),
+                            indexing="ij")
+    smooth = torch.stack([xx * 255 / w, yy * 255 / h, (xx + yy) * 127 / (w + h)]).round().to(torch.uint8)
+    fast = rotate_image(smooth, angle, border="crop")
+    full = F.rotate(smooth, angle, interpolation=InterpolationMode.BILINEAR, expand=True)
+    reference = F.center_crop(full, list(fast.shape[-2:]))
+    # one pixel of shift moves this ramp by at most about 255 / 48 ≈ 5.3 levels
+    assert (fast.float() - reference.float()).abs().max() <= 8
+
+
 def test_unknown_border_raises_value_error():
     with pytest.raises(ValueError, match="border"):
         rotate_image(random_photo(), 10.0, border="zeros")
