@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 from rotation_utils import config, profiles, sources
 from rotation_utils.datasets import FixedRotationDataset, OnTheFlyRotationDataset
 from rotation_utils.models import build_resnet18_regressor
-from rotation_utils.training import _cache_side, fit
+from rotation_utils.training import photo_cache_side, fit
 
 TRAIN = ["bsds500/train", "bsds500/val", "coco2017_sample/train2017", "sun80"]
 HELD_OUT = ["coco2017_sample/val2017", "bsds500/test"]
@@ -62,7 +62,7 @@ def main(argv=None) -> int:
     if args.no_cpu_bf16:
         overrides["cpu_bf16"] = False
     profile = profiles.get_profile("quick", hflip=not args.no_hflip, patience=10**6, **overrides)
-    cache = args.cache_side or _cache_side(profile)
+    cache = args.cache_side or photo_cache_side(profile)
     t0 = time.monotonic()
     train_set = OnTheFlyRotationDataset(train_paths, profile.image_size, border="crop",
                                         repeats=profile.train_repeats, hflip=profile.hflip,

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from .models import CheckpointExistsError, save_checkpoint
 
 __all__ = ["default_device", "autocast_dtype", "probe_batch_size", "train_one_epoch", "fit",
-           "make_loaders", "train_on_photos", "course_loaders", "ensure_course_checkpoint"]
+           "make_loaders", "train_on_photos", "course_loaders", "ensure_course_checkpoint", "photo_cache_side"]
 
 
 def default_device() -> torch.device:
@@ -249,7 +249,7 @@ def _resnet_width(model, default: int) -> int:
     return int(conv1.out_channels) if isinstance(conv1, nn.Conv2d) else int(default)
 
 
-def _cache_side(profile) -> int | None:
+def photo_cache_side(profile) -> int | None:
     """Short side, pixels, at which photos are cached in memory (None: no cache, workers read
     the files). 1.5× the input side keeps the network's full resolution in the largest square
     inside a photo rotated by 45°, at half the cost of rotating a 2× copy."""
@@ -263,7 +263,7 @@ def _train_loader(train_paths, profile, border: str = "crop", seed: int = 0):
 
     from .datasets import OnTheFlyRotationDataset
 
-    cache = _cache_side(profile)
+    cache = photo_cache_side(profile)
     train_set = OnTheFlyRotationDataset(train_paths, profile.image_size, border=border,
                                         repeats=profile.train_repeats, hflip=profile.hflip,
                                         cache_short_side=cache, min_scale=profile.min_scale)
@@ -291,7 +291,7 @@ def make_loaders(train_paths, val_paths, profile, val_rotations: int = 6, seed: 
     if overlap:
         raise ValueError(f"{len(overlap)} photo(s) are in both training and validation, "
                          f"e.g. {sorted(overlap)[0]}: split by photo")
-    cache = _cache_side(profile)
+    cache = photo_cache_side(profile)
     val_set = FixedRotationDataset(val_paths, profile.image_size, rotations=val_rotations, seed=seed,
                                    border="crop", cache_short_side=cache)
     val_loader = DataLoader(val_set, batch_size=2 * (profile.batch_size or 64), shuffle=False,

@@ -533,3 +533,14 @@ def test_fit_rejects_an_unknown_schedule_before_writing_anything(tmp_path):
         training.fit(TinyRegressor(), train_loader, val_loader, profile, tmp_path / "run", device="cpu",
                      progress=False)
     assert not (tmp_path / "run" / "best.pt").exists()
+
+
+@pytest.mark.parametrize("aspect", [1.0, 4 / 3, 3 / 2, 2.0])
+def test_photo_cache_side_keeps_full_resolution_at_45_degrees(aspect):
+    from rotation_utils.rotation import largest_inscribed_rectangle
+    profile = get_profile("quick")
+    side = training.photo_cache_side(profile)
+    assert side == 96 and profile.image_size == 64
+    w, h = largest_inscribed_rectangle(side * aspect, side, 45.0)
+    assert min(w, h) - 2 >= profile.image_size  # rotate_image trims 2 more pixels
+    assert training.photo_cache_side(get_profile("workshop")) is None  # workers read the files
