@@ -404,14 +404,29 @@ def course_dataset_name(profile, photos) -> str:
     return f"{profile.dataset_name}-{hashlib.sha256(ids.encode()).hexdigest()[:8]}"
 
 
-def course_dataset(profile, photos, progress: bool = True):
+def course_dataset(profile, photos, progress: bool = True, max_tries: int = 20):
     """The course's rotated FiftyOne dataset for ``profile`` and ``photos``: built on first
     use with the profile's settings (rotations per photo, border, validation share, image
     size), reused afterwards. Notebooks 03–06 call this, so each one runs on its own.
-    Returns the FiftyOne dataset. Raises what :func:`build_rotated_dataset` raises.
+
+    When a dataset of the course's name exists but cannot be reused (built differently, or
+    its image files are gone, e.g. after the project folder was deleted and cloned again),
+    it is left untouched and the next free name ``<name>-2``, ``<name>-3``… is used instead,
+    with a message. Returns the FiftyOne dataset. Raises what :func:`build_rotated_dataset`
+    raises (DatasetExistsError only after ``max_tries`` names).
     """
     max_side = None if profile.name == "full" else 4 * profile.image_size
-    return build_rotated_dataset(course_dataset_name(profile, photos), photos,
-                                 rotations_per_photo=profile.rotations_per_photo, border=profile.border,
-                                 val_fraction=profile.val_fraction, seed=0, max_side=max_side,
-                                 progress=progress)
+    base = course_dataset_name(profile, photos)
+    for attempt in range(1, max_tries + 1):
+        name = base if attempt == 1 else f"{base}-{attempt}"
+        try:
+            return build_rotated_dataset(name, photos, rotations_per_photo=profile.rotations_per_photo,
+                                         border=profile.border, val_fraction=profile.val_fraction, seed=0,
+                                         max_side=max_side, progress=progress)
+        except DatasetExistsError as err:
+            if attempt == max_tries:
+                raise
+            if progress:
+                why = str(err).split(" It is left untouched")[0].rstrip(".")
+                print(f"{why}. It is left untouched; trying {base}-{attempt + 1} instead.")
+    raise AssertionError("unreachable")

@@ -372,6 +372,49 @@ def test_course_dataset_builds_once_with_the_profile_settings(tmp_path):
             fo.delete_dataset(name)
 
 
+def test_course_dataset_leaves_a_dataset_whose_files_are_gone_and_uses_the_next_name(tmp_path, capsys):
+    photos = make_photos(tmp_path / "photos", 4)
+    profile = get_profile("quick", rotations_per_photo=1, val_fraction=0.25)
+    name = course_dataset_name(profile, photos)
+    try:
+        first = datasets.course_dataset(profile, photos, progress=False)
+        lost = first.values("filepath")
+        for path in lost:  # as after deleting the project folder and cloning it again
+            os.remove(path)
+        capsys.readouterr()
+        second = datasets.course_dataset(profile, photos, progress=True)
+        said = capsys.readouterr().out
+        assert second.name == f"{name}-2" and len(second) == 4
+        assert all(os.path.exists(p) for p in second.values("filepath"))
+        assert "files are gone" in said and "left untouched" in said and f"{name}-2" in said
+        # the broken dataset is still there, as it was
+        assert fo.dataset_exists(name) and fo.load_dataset(name).values("filepath") == lost
+        # the next call reuses the new dataset instead of building a third one
+        third = datasets.course_dataset(profile, photos, progress=False)
+        assert third.name == second.name and sorted(third.values("id")) == sorted(second.values("id"))
+        assert not fo.dataset_exists(f"{name}-3")
+    finally:
+        for stale in (name, f"{name}-2", f"{name}-3"):
+            if fo.dataset_exists(stale):
+                fo.delete_dataset(stale)
+
+
+def test_course_dataset_gives_up_after_max_tries(tmp_path):
+    photos = make_photos(tmp_path / "photos", 2)
+    profile = get_profile("quick", rotations_per_photo=1, val_fraction=0.5)
+    name = course_dataset_name(profile, photos)
+    other = get_profile("quick", rotations_per_photo=2, val_fraction=0.5)  # built differently
+    try:
+        datasets.build_rotated_dataset(name, photos, rotations_per_photo=2, border=other.border,
+                                       val_fraction=0.5, seed=0, progress=False)
+        with pytest.raises(DatasetExistsError):
+            datasets.course_dataset(profile, photos, progress=False, max_tries=1)
+        assert len(fo.load_dataset(name)) == 4, "the existing dataset must be left as it was"
+    finally:
+        if fo.dataset_exists(name):
+            fo.delete_dataset(name)
+
+
 def test_build_rotated_dataset_skips_unreadable_photos(tmp_path, cleanup_datasets, capsys):
     photos = make_photos(tmp_path / "photos", 3)
     broken = tmp_path / "photos" / "broken.jpg"
