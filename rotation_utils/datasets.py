@@ -222,7 +222,12 @@ class FixedRotationDataset(Dataset):
 
 
 class DatasetExistsError(FileExistsError):
-    """A FiftyOne dataset of that name exists and was built differently; it is left untouched."""
+    """A FiftyOne dataset of that name exists and cannot be reused (built differently, or its
+    image files are gone); it is left untouched. ``reason``: why, in one sentence."""
+
+    def __init__(self, message: str, reason: str = ""):
+        super().__init__(message)
+        self.reason = reason or message
 
 
 def _import_fiftyone():
@@ -301,20 +306,21 @@ def build_rotated_dataset(name: str, photos, rotations_per_photo: int = 6, borde
         if {k: built.get(k) for k in settings} == settings:
             missing = [f for f in dataset.values("filepath") if not os.path.exists(f)]
             if missing:
+                reason = (f"the FiftyOne dataset {name!r} was built with these settings, but {len(missing)} "
+                          f"of its {len(dataset)} image files are gone (e.g. {Path(missing[0]).name})")
                 raise DatasetExistsError(
-                    f"the FiftyOne dataset {name!r} was built with these settings, but {len(missing)} "
-                    f"of its {len(dataset)} image files are gone (e.g. {Path(missing[0]).name}). It is "
-                    f"left untouched: delete it yourself with fiftyone.delete_dataset({name!r}) "
-                    "and build it again, or choose another name.")
+                    f"{reason}. It is left untouched: delete it yourself with "
+                    f"fiftyone.delete_dataset({name!r}) and build it again, or choose another name.", reason)
             if progress:
                 print(f"reusing the FiftyOne dataset {name!r}: {len(dataset)} samples, built with "
                       "the same settings")
             return dataset
         differences = {k: (built.get(k), v) for k, v in settings.items() if built.get(k) != v}
+        reason = (f"a FiftyOne dataset called {name!r} exists and was built differently "
+                  f"(setting: (existing, asked) = {differences})")
         raise DatasetExistsError(
-            f"a FiftyOne dataset called {name!r} exists and was built differently "
-            f"(setting: (existing, asked) = {differences}). It is left untouched: choose another "
-            f"name, or delete it yourself with fiftyone.delete_dataset({name!r}).")
+            f"{reason}. It is left untouched: choose another name, or delete it yourself with "
+            f"fiftyone.delete_dataset({name!r}).", reason)
 
     split = split_by_source(source_ids, val_fraction, seed)
     folder = _unique_folder(Path(images_dir) if images_dir else config.data_dir() / name)
@@ -417,16 +423,16 @@ def course_dataset(profile, photos, progress: bool = True, max_tries: int = 20):
     """
     max_side = None if profile.name == "full" else 4 * profile.image_size
     base = course_dataset_name(profile, photos)
-    for attempt in range(1, max_tries + 1):
+    attempt = 1
+    while True:
         name = base if attempt == 1 else f"{base}-{attempt}"
         try:
             return build_rotated_dataset(name, photos, rotations_per_photo=profile.rotations_per_photo,
                                          border=profile.border, val_fraction=profile.val_fraction, seed=0,
                                          max_side=max_side, progress=progress)
         except DatasetExistsError as err:
-            if attempt == max_tries:
+            if attempt >= max_tries:
                 raise
+            attempt += 1
             if progress:
-                why = str(err).split(" It is left untouched")[0].rstrip(".")
-                print(f"{why}. It is left untouched; trying {base}-{attempt + 1} instead.")
-    raise AssertionError("unreachable")
+                print(f"{err.reason}. It is left untouched; trying {base}-{attempt} instead.")

@@ -41,12 +41,11 @@ def resnet18_of_width(width: int = 64) -> nn.Module:
     model = tv_models.resnet18(weights=None)
     if width == 64:
         return model
-    reference = model
     model.inplanes = width  # _make_layer reads the input channels from here
     model.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
     model.bn1 = nn.BatchNorm2d(width)
     for stage, stride in zip(range(1, 5), (1, 2, 2, 2)):
-        setattr(model, f"layer{stage}", reference._make_layer(
+        setattr(model, f"layer{stage}", model._make_layer(
             tv_models.resnet.BasicBlock, width * 2 ** (stage - 1), 2, stride=stride))
     model.fc = nn.Linear(8 * width, 1000)
     for module in model.modules():  # torchvision's initialisation of ResNet

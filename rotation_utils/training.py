@@ -18,7 +18,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 
-from .models import CheckpointExistsError, save_checkpoint
+from .models import CheckpointExistsError, _unwrap, save_checkpoint
 
 __all__ = ["default_device", "autocast_dtype", "probe_batch_size", "train_one_epoch", "fit",
            "make_loaders", "train_on_photos", "course_loaders", "ensure_course_checkpoint", "photo_cache_side"]
@@ -245,7 +245,7 @@ def _cosine_lr(profile, start: float, steps_per_epoch: int):
 def _resnet_width(model, default: int) -> int:
     """Channels of a ResNet's first stage (what :func:`models.load_checkpoint` needs to
     rebuild it); ``default`` for another kind of model."""
-    conv1 = getattr(getattr(model, "module", model), "conv1", None)
+    conv1 = getattr(_unwrap(model), "conv1", None)
     return int(conv1.out_channels) if isinstance(conv1, nn.Conv2d) else int(default)
 
 
