@@ -19,12 +19,10 @@ import time
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
 
 from rotation_utils import config, profiles, sources
-from rotation_utils.datasets import FixedRotationDataset, OnTheFlyRotationDataset
 from rotation_utils.models import build_resnet18_regressor
-from rotation_utils.training import photo_cache_side, fit
+from rotation_utils.training import fit, make_loaders
 
 TRAIN = ["bsds500/train", "bsds500/val", "coco2017_sample/train2017", "sun80"]
 HELD_OUT = ["coco2017_sample/val2017", "bsds500/test"]
@@ -44,7 +42,6 @@ def main(argv=None) -> int:
     parser.add_argument("--no-hflip", action="store_true")
     parser.add_argument("--no-cpu-bf16", action="store_true", help="float32 on the CPU")
     parser.add_argument("--progress", action="store_true", help="show tqdm bars and per-epoch lines")
-    parser.add_argument("--cache-side", type=int, default=None, help="cached short side (default 1.5×size)")
     parser.add_argument("--channels-last", type=int, choices=(0, 1), default=None,
                         help="channels-last memory format (default: the profile's)")
     args = parser.parse_args(argv)
@@ -62,24 +59,20 @@ def main(argv=None) -> int:
     if args.no_cpu_bf16:
         overrides["cpu_bf16"] = False
     profile = profiles.get_profile("quick", hflip=not args.no_hflip, patience=10**6, **overrides)
-    cache = args.cache_side or photo_cache_side(profile)
     t0 = time.monotonic()
-    train_set = OnTheFlyRotationDataset(train_paths, profile.image_size, border="crop",
-                                        repeats=profile.train_repeats, hflip=profile.hflip,
-                                        cache_short_side=cache, min_scale=profile.min_scale)
-    val_set = FixedRotationDataset(val_paths, profile.image_size, rotations=6, seed=0, border="crop",
-                                   cache_short_side=cache)
+    # The course's own loaders (training.make_loaders): fresh rotations for training, 6 seeded
+    # rotations with the crop border for validation, photos cached in memory.
+    train_loader, val_loader = make_loaders(train_paths, val_paths, profile, val_rotations=6, seed=0)
+    train_set = train_loader.dataset
     print(f"decoded and cached the photos in {time.monotonic() - t0:.1f} s")
     model, weights = build_resnet18_regressor(pretrained=False, width=profile.width)
     out = Path(args.out) if args.out else Path(config.run_dir()) / f"bench-{int(time.time())}"
-    train_loader = DataLoader(train_set, batch_size=profile.batch_size, shuffle=True, drop_last=True)
-    val_loader = DataLoader(val_set, batch_size=128)
     summary = fit(model, train_loader, val_loader, profile, out, device="cpu", progress=args.progress)
     result = {"train_seconds": summary["train_seconds"], "best_epoch": summary["best_epoch"],
               "epochs_run": len(summary["history"]), "samples_seen": sum(
                   len(train_set) for _ in summary["history"]),  # upper bound: last epoch may stop early
               "best_val": summary["val"], "stop_reason": summary["stop_reason"], "weights": weights,
-              "settings": {**overrides, "hflip": profile.hflip, "cache_side": cache}}
+              "settings": {**overrides, "hflip": profile.hflip, "cache_side": train_set.cache_short_side}}
     val = summary["val"]
     print(json.dumps(result, indent=2))
     print(f"quick profile on {len(val_paths)} held-out photos × 6 rotations (crop): MAE {val['mae_deg']:.1f}°, "
