@@ -14,6 +14,9 @@ import sys
 
 from pathlib import Path
 
+from .backbones import BACKBONES, WeightsUnavailableError
+from .profiles import PROFILES
+
 __all__ = ["main", "build_parser"]
 
 
@@ -23,10 +26,15 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="Train and evaluate image-rotation regressors.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    train = sub.add_parser("train", help="train a ResNet18 (cos θ, sin θ) regressor on folders of photos")
+    train = sub.add_parser("train", help="train a (cos θ, sin θ) regressor on folders of photos")
     train.add_argument("--images", action="append", required=True, metavar="DIR",
                        help="folder of photos, searched recursively (repeat for several)")
-    train.add_argument("--profile", default="quick", choices=["quick", "workshop", "full"])
+    train.add_argument("--profile", default="quick", choices=list(PROFILES))
+    train.add_argument("--backbone", choices=sorted(BACKBONES),
+                       help="the network under the head (default: the profile's)")
+    train.add_argument("--weights", choices=["imagenet", "random"],
+                       help="start from ImageNet weights or random ones (default: the profile's); "
+                            "ImageNet weights that cannot be had are an error, never replaced")
     train.add_argument("--out", required=True, metavar="RUN_DIR",
                        help="folder for best.pt, last.pt and training_summary.json")
     train.add_argument("--overwrite", action="store_true", help="replace an existing RUN_DIR/best.pt")
@@ -44,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--border", default="crop", choices=["crop", "reflect"])
     evaluate.add_argument("--batch-size", type=int, default=64)
-    evaluate.add_argument("--device", default=None)
+    evaluate.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    evaluate.add_argument("--tta", action="store_true",
+                          help="average each prediction over the four 90° turns of the input")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
@@ -58,6 +68,10 @@ def _train(args) -> int:
         overrides["epochs"] = args.epochs
     if args.time_budget is not None:
         overrides["time_budget_s"] = args.time_budget
+    if args.backbone is not None:
+        overrides["backbone"] = args.backbone
+    if args.weights is not None:
+        overrides["weights"] = args.weights
     profile = profiles.get_profile(args.profile, **overrides)
     max_photos = args.max_photos if args.max_photos is not None else "profile"
     source = sources.resolve_photos(args.images, profile=profile, max_photos=max_photos)
@@ -78,7 +92,7 @@ def _evaluate(args) -> int:
 
     result = evaluate_folder(args.checkpoint, args.images, rotations=args.rotations, seed=args.seed,
                              border=args.border, batch_size=args.batch_size, device=args.device,
-                             max_photos=None)
+                             max_photos=None, tta=args.tta)
     if args.json:
         print(json.dumps(result))
     else:
@@ -94,7 +108,8 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _train(args) if args.command == "train" else _evaluate(args)
-    except (FileNotFoundError, NotADirectoryError, FileExistsError, ValueError, ImportError) as err:
+    except (FileNotFoundError, NotADirectoryError, FileExistsError, ValueError, ImportError,
+            WeightsUnavailableError) as err:
         print(f"rotation-course {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -6,6 +6,7 @@ pixels remain to give the angle away), the centred square resized to the model's
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,10 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from . import angles
+from .precision import cpu_supports_bf16
 
 __all__ = [
+    "turn_average",
     "predict",
     "evaluate_loader",
     "evaluate_folder",
@@ -29,12 +32,32 @@ __all__ = [
 ]
 
 
+def turn_average(model, images: torch.Tensor) -> torch.Tensor:
+    """Test-time augmentation over the four 90° turns: the model's (cos θ, sin θ) outputs for
+    the input turned by 0°, 90°, 180° and 270° counter-clockwise, each turned back by its own
+    angle and averaged as vectors on the circle.
+
+    images: (N, 3, S, S) square inputs. Returns (N, 2). A turn by 90° adds exactly 90° to the
+    true angle and needs no interpolation, so averaging cancels errors that depend on how the
+    photo sits in the frame (RotNet-style turns; a circular mean of four answers).
+    """
+    total = None
+    for k in range(4):
+        out = model(torch.rot90(images, k, dims=(-2, -1))).float()
+        c, s = math.cos(math.radians(-90.0 * k)), math.sin(math.radians(-90.0 * k))
+        back = torch.stack((out[:, 0] * c - out[:, 1] * s, out[:, 0] * s + out[:, 1] * c), dim=1)
+        total = back if total is None else total + back
+    return total / 4
+
+
 @torch.no_grad()
-def predict(model, loader, device=None, progress: bool = False, cpu_bf16: bool = False) -> dict:
+def predict(model, loader, device=None, progress: bool = False, cpu_bf16: bool = False,
+            tta: bool = False) -> dict:
     """Run the model over a loader of (images, targets, angles in degrees).
 
     cpu_bf16: bfloat16 autocast on a CPU with native bfloat16 instructions, as in training
-    (:func:`rotation_utils.training.autocast_dtype`); on a GPU mixed precision is not used here.
+    (:func:`rotation_utils.precision.autocast_dtype`); on a GPU mixed precision is not used here.
+    tta: average over the four 90° turns of each input (:func:`turn_average`; 4× the time).
 
     Returns NumPy arrays: ``predicted_deg`` (N,) in [0, 360), ``true_deg`` (N,),
     ``error_deg`` (N,) circular absolute errors in [0, 180], ``vector_norm`` (N,) length of the
@@ -43,13 +66,12 @@ def predict(model, loader, device=None, progress: bool = False, cpu_bf16: bool =
     """
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model = model.to(device).eval()
-    from .training import cpu_supports_bf16  # training imports evaluation only inside fit
-
     bf16 = cpu_bf16 and device.type == "cpu" and cpu_supports_bf16()
     outputs, truths, losses, count = [], [], 0.0, 0
     for images, targets, angle_deg in tqdm(loader, desc="predict", leave=False, disable=not progress):
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            out = model(images.to(device)).float().cpu()
+            images = images.to(device)
+            out = (turn_average(model, images) if tta else model(images)).float().cpu()
         losses += nn.functional.mse_loss(out, targets, reduction="sum").item() / 2
         count += len(images)
         outputs.append(out)
@@ -67,27 +89,34 @@ def predict(model, loader, device=None, progress: bool = False, cpu_bf16: bool =
     }
 
 
-def evaluate_loader(model, loader, device=None, progress: bool = False, cpu_bf16: bool = False) -> dict:
+def evaluate_loader(model, loader, device=None, progress: bool = False, cpu_bf16: bool = False,
+                    tta: bool = False) -> dict:
     """:func:`predict` plus the summary metrics (:func:`rotation_utils.angles.summarize_errors`)."""
-    result = predict(model, loader, device, progress, cpu_bf16=cpu_bf16)
+    result = predict(model, loader, device, progress, cpu_bf16=cpu_bf16, tta=tta)
     result["summary"] = angles.summarize_errors(result["error_deg"])
     return result
 
 
 def evaluate_folder(checkpoint, images, rotations: int = 6, seed: int = 0, border: str = "crop",
                     batch_size: int = 64, device=None, progress: bool = False,
-                    max_photos: int | None = None) -> dict:
+                    max_photos: int | None = None, tta: bool = False) -> dict:
     """Evaluate a saved model on a folder of photos with the course's protocol.
 
+    The protocol, the same as the validation of training (:func:`rotation_utils.training.make_loaders`):
+    each photo rotated by ``rotations`` angles drawn from ``seed`` (degrees uniform in
+    [0, 360)), border ``crop`` (the largest inscribed rectangle, so no fill pixels remain), the
+    centred square resized to the checkpoint's input size.
     checkpoint: path of a ``best.pt``. images: a folder (searched recursively) or a list of
-    folders. rotations: seeded angles per photo (degrees uniform in [0, 360)). border:
-    ``crop`` or ``reflect``. Returns the summary dict: ``n``, ``mae_deg``, ``median_deg``,
-    ``p90_deg``, ``within_5``, ``within_10``, ``within_15``, plus ``skipped`` (unusable files).
+    folders. border: ``crop`` or ``reflect``. device: default a GPU when there is one.
+    tta: average over the four 90° turns (:func:`turn_average`).
+    Returns the summary dict: ``n``, ``mae_deg``, ``median_deg``, ``p90_deg``, ``within_5``,
+    ``within_10``, ``within_15``, plus ``skipped`` (unusable files).
     Raises FileNotFoundError (missing checkpoint or folder), ValueError (bad checkpoint,
     no usable photo).
     """
     from .datasets import FixedRotationDataset
     from .models import load_checkpoint
+    from .precision import default_device
     from .sources import resolve_photos
 
     model, metadata = load_checkpoint(checkpoint, verbose=False)
@@ -95,7 +124,8 @@ def evaluate_folder(checkpoint, images, rotations: int = 6, seed: int = 0, borde
     dataset = FixedRotationDataset(source.paths, metadata.get("image_size", 224), rotations=rotations,
                                    seed=seed, border=border)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
-    result = evaluate_loader(model, loader, device, progress)
+    result = evaluate_loader(model, loader, device if device is not None else default_device(), progress,
+                             tta=tta)
     return {**result["summary"], "skipped": len(source.skipped)}
 
 

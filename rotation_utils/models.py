@@ -1,21 +1,27 @@
-"""Models: ResNet18 with a (cos θ, sin θ) head, and loading checkpoints safely.
+"""Models: a backbone with a (cos θ, sin θ) head, and loading checkpoints safely.
 
 Taught in notebook 04. The reference architecture: torchvision's ResNet18 whose final layer is
 replaced by ``Dropout(0.25)`` + ``Linear(512, 2)``; the two outputs are read as (cos θ, sin θ)
-and decoded with atan2 (:func:`rotation_utils.angles.decode_angle_deg`).
+and decoded with atan2 (:func:`rotation_utils.angles.decode_angle_deg`). The same head sits on
+every backbone of :mod:`rotation_utils.backbones` (EfficientNet-Lite0: ``Linear(1280, 2)``).
 """
 from __future__ import annotations
 
-import contextlib
-import io
 from pathlib import Path
 
 import torch
 from torch import nn
 from torchvision import models as tv_models
 
+from . import backbones
+from .backbones import WeightsUnavailableError, resnet18_of_width
+
 __all__ = [
+    "build_regressor",
+    "regressor_for_profile",
     "build_resnet18_regressor",
+    "backbone_name",
+    "WeightsUnavailableError",
     "resnet18_of_width",
     "set_trainable",
     "count_parameters",
@@ -25,93 +31,109 @@ __all__ = [
 ]
 
 
-def resnet18_of_width(width: int = 64) -> nn.Module:
-    """torchvision's ResNet18 (``BasicBlock``, [2, 2, 2, 2]) with ``width`` channels in its
-    first stage instead of 64 (then 2×, 4×, 8× width), random weights, torchvision's own
-    initialisation. Its ``fc`` takes ``8 * width`` features.
+def build_regressor(backbone: str = "resnet18", weights: str = "imagenet", dropout: float = 0.25,
+                    num_outputs: int = 2, width: int = 64, verbose: bool = True) -> nn.Module:
+    """A backbone whose final layer is replaced by ``Dropout(dropout)`` + ``Linear(features,
+    num_outputs)``: the regressor of notebook 04, on any backbone of
+    :data:`rotation_utils.backbones.BACKBONES`.
 
-    width: 64 is the standard ResNet18; 32 has about ¼ of its parameters and multiply-adds,
-    so on a CPU it trains at a larger input size in the same time (``benchmarks/quick_profile.py
-    --width 32 --image-size 96``: about as accurate as width 64 at 64 px after 4½ minutes).
-    Raises ValueError for a width below 8. Source: He et al. 2016 (ResNet); narrowing every
-    stage by the same factor as in Zagoruyko & Komodakis 2016 (wide residual networks).
+    backbone: ``"resnet18"`` (the reference architecture) or ``"efficientnet_lite0"`` (ImageNet
+    weights offline, from the package index). weights: ``"imagenet"`` or ``"random"``.
+    num_outputs: 2 for (cos θ, sin θ); other heads (bins, von Mises) use more.
+    width: ResNet18's first-stage channels (64: the standard network).
+    Input (N, 3, H, W) normalised with ImageNet mean and std, H, W ≥ 32; output (N, num_outputs).
+    Raises :class:`rotation_utils.backbones.WeightsUnavailableError` when ImageNet weights are
+    asked for and cannot be had (the message says how to get them), ValueError for an unknown
+    backbone (the message lists the known ones) or weights value.
+    Source: the reference result's head (ResNet18, 30k COCO-2017 photos × 6 rotations,
+    validation MAE 4.57°).
     """
-    if int(width) != width or width < 8:
-        raise ValueError(f"width must be an integer of at least 8, got {width!r}")
-    model = tv_models.resnet18(weights=None)
-    if width == 64:
-        return model
-    model.inplanes = width  # _make_layer reads the input channels from here
-    model.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
-    model.bn1 = nn.BatchNorm2d(width)
-    for stage, stride in zip(range(1, 5), (1, 2, 2, 2)):
-        setattr(model, f"layer{stage}", model._make_layer(
-            tv_models.resnet.BasicBlock, width * 2 ** (stage - 1), 2, stride=stride))
-    model.fc = nn.Linear(8 * width, 1000)
-    for module in model.modules():  # torchvision's initialisation of ResNet
-        if isinstance(module, nn.Conv2d):
-            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(module, nn.BatchNorm2d):
-            nn.init.constant_(module.weight, 1)
-            nn.init.constant_(module.bias, 0)
+    spec = backbones.backbone_spec(backbone)
+    model = backbones.build_backbone(backbone, weights, width)
+    in_features = backbones.head_of(model, backbone).in_features
+    setattr(model, spec.head_attr, nn.Sequential(nn.Dropout(dropout), nn.Linear(in_features, num_outputs)))
+    if verbose:
+        origin = spec.weights_source if weights == "imagenet" else "random initialisation"
+        print(f"{backbone}: {weights} weights, from {origin}; {count_parameters(model):,} parameters")
     return model
+
+
+def regressor_for_profile(profile, verbose: bool = True) -> tuple[nn.Module, dict]:
+    """The profile's regressor (``backbone``, ``weights``, ``width``) with the profile's layers
+    unfrozen (``train_trainable``), and what a checkpoint should record of its weights.
+
+    Returns (model, metadata) with metadata ``{"weights": "imagenet" | "random",
+    "weights_source": where they came from}``. Raises what :func:`build_regressor` raises.
+    """
+    model = build_regressor(profile.backbone, profile.weights, width=profile.width, verbose=verbose)
+    set_trainable(model, profile.train_trainable, profile.backbone)
+    source = (backbones.backbone_spec(profile.backbone).weights_source if profile.weights == "imagenet"
+              else "random initialisation")
+    return model, {"weights": profile.weights, "weights_source": source}
 
 
 def build_resnet18_regressor(pretrained: bool = True, dropout: float = 0.25, num_outputs: int = 2,
                              verbose: bool = True, width: int = 64) -> tuple[nn.Module, str]:
     """ResNet18 with ``Dropout(dropout)`` + ``Linear(512, num_outputs)`` as its final layer
-    (``Linear(8 * width, num_outputs)`` for another ``width``).
+    (``Linear(8 * width, num_outputs)`` for another ``width``), trying ImageNet weights.
 
-    pretrained: try torchvision's ImageNet weights (``IMAGENET1K_V1``). They are read from
+    pretrained: try torchvision's ImageNet weights (``IMAGENET1K_V1``), read from
     ``$TORCH_HOME/hub/checkpoints/`` when cached there, else downloaded; when neither works
-    (offline, corrupt file) the model starts from random weights and says so.
-    num_outputs: 2 for (cos θ, sin θ); other heads (bins, von Mises) use more.
-    width: channels of the first stage (64: the standard ResNet18, what every profile uses;
-    see :func:`resnet18_of_width`, whose head is then ``Linear(8 * width, num_outputs)``).
-    ImageNet weights exist only for width 64; another width starts from random weights and
-    says so.
+    (offline, corrupt file) the model starts from random weights and says so (use
+    :func:`build_regressor` to get an error instead). ImageNet weights exist only for width 64.
     Returns (model, weights) where ``weights`` is ``"imagenet"`` or ``"random"``.
     Input (N, 3, H, W) normalised with ImageNet statistics, any H, W ≥ 32; output (N, num_outputs).
-    Source: He et al. 2016 (ResNet); the head is the reference result's
-    (ResNet18, 30k COCO-2017 photos × 6 rotations, validation MAE 4.57°).
+    Source: He et al. 2016 (ResNet); the head is the reference result's.
     Raises ValueError for a width below 8.
     """
-    weights = "random"
-    model = None
-    if width != 64:
-        model = resnet18_of_width(width)
-        if pretrained and verbose:
+    weights = "imagenet" if pretrained else "random"
+    if pretrained and width != 64:
+        weights = "random"
+        if verbose:
             print(f"ImageNet weights exist only for the standard width 64; this ResNet18 of width "
                   f"{width} starts from random weights")
-    elif pretrained:
-        try:
-            # torch.hub prints "Downloading ... to <cache path>"; keep machine paths out of outputs.
-            with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
-                model = tv_models.resnet18(weights=tv_models.ResNet18_Weights.IMAGENET1K_V1, progress=False)
-            weights = "imagenet"
-        except Exception as err:  # noqa: BLE001 - offline (URLError), corrupt cache, ...
-            if verbose:
-                print(f"ImageNet weights could not be loaded ({err.__class__.__name__}: "
-                      f"{str(err).splitlines()[0][:120]}); starting from random weights instead")
-    if model is None:
-        model = tv_models.resnet18(weights=None)
-    elif verbose and weights == "imagenet":
+    try:
+        model = build_regressor("resnet18", weights, dropout, num_outputs, width, verbose=False)
+    except backbones.WeightsUnavailableError as err:
+        if verbose:
+            print(f"{err}; starting from random weights instead")
+        weights = "random"
+        model = build_regressor("resnet18", weights, dropout, num_outputs, width, verbose=False)
+    if verbose and weights == "imagenet":
         print("ImageNet weights loaded (torchvision ResNet18_Weights.IMAGENET1K_V1)")
-    model.fc = nn.Sequential(nn.Dropout(dropout), nn.Linear(model.fc.in_features, num_outputs))
     return model, weights
 
 
-def set_trainable(model: nn.Module, trainable: str = "all") -> int:
-    """Choose which layers learn: ``"all"``, ``"head"`` (only ``fc``) or ``"layer4+head"``.
+def set_trainable(model: nn.Module, trainable: str = "all", backbone: str | None = None) -> int:
+    """Choose which layers learn: ``"all"``, ``"head"`` (only the final layer),
+    ``"last_stage+head"`` (the last stage of the backbone and the head; for ResNet18 also
+    called ``"layer4+head"``).
 
+    backbone: the backbone's name (default: guessed from the model, see :func:`backbone_name`).
     Returns the number of trainable parameters. Raises ValueError for another value.
     """
-    groups = {"all": None, "head": ("fc",), "layer4+head": ("layer4", "fc")}
+    spec = backbones.backbone_spec(backbone or backbone_name(model))
+    last = spec.last_stage + (spec.head_attr,)
+    groups = {"all": None, "head": (spec.head_attr,), "last_stage+head": last}
+    if spec.name == "resnet18":
+        groups["layer4+head"] = last
     if trainable not in groups:
         raise ValueError(f"trainable must be one of {sorted(groups)}, got {trainable!r}")
     for name, param in model.named_parameters():
-        param.requires_grad = groups[trainable] is None or name.startswith(groups[trainable])
+        param.requires_grad = groups[trainable] is None or any(
+            name == prefix or name.startswith(prefix + ".") for prefix in groups[trainable])
     return count_parameters(model, trainable_only=True)
+
+
+def backbone_name(model: nn.Module) -> str:
+    """``"resnet18"`` or ``"efficientnet_lite0"`` for a model built by :func:`build_regressor`.
+    Raises ValueError for a model of another kind."""
+    model = _unwrap(model)
+    if isinstance(model, tv_models.ResNet):
+        return "resnet18"
+    if type(model).__name__ == "EfficientNet" and hasattr(model, "conv_head"):
+        return "efficientnet_lite0"
+    raise ValueError(f"not one of the course's backbones: {type(model).__name__}")
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
@@ -143,11 +165,16 @@ def save_checkpoint(path, model: nn.Module, metadata: dict, overwrite: bool = Fa
     return path
 
 
-def load_checkpoint(path, map_location="cpu", verbose: bool = True) -> tuple[nn.Module, dict]:
+def load_checkpoint(path, map_location="cpu", verbose: bool = True,
+                    backbone: str | None = None) -> tuple[nn.Module, dict]:
     """Rebuild the regressor saved by :func:`save_checkpoint` (safe: ``weights_only=True``).
 
+    The backbone, the number of outputs and ResNet18's width come from the checkpoint's
+    metadata (``backbone`` missing: ``resnet18``, the course's first checkpoints). Tensors saved
+    in half precision (the reference checkpoint) are loaded into a float32 model.
+    backbone: when given, a checkpoint of another backbone is refused.
     Returns (model in eval mode, metadata dict). Raises FileNotFoundError for a missing file
-    and ValueError for a file that is not a checkpoint of this course.
+    and ValueError for a file that is not a checkpoint of this course, or of another backbone.
     """
     path = Path(path)
     if not path.is_file():
@@ -159,18 +186,22 @@ def load_checkpoint(path, map_location="cpu", verbose: bool = True) -> tuple[nn.
     if not isinstance(checkpoint, dict) or "model_state" not in checkpoint:
         raise ValueError(f"{path.name} is not a checkpoint of this course (no 'model_state')")
     metadata = checkpoint.get("metadata", {})
-    num_outputs = int(metadata.get("num_outputs", 2))
-    width = int(metadata.get("width", 64))
-    model, _ = build_resnet18_regressor(pretrained=False, num_outputs=num_outputs, verbose=False,
-                                        width=width)
+    saved_backbone = metadata.get("backbone", "resnet18")
+    if saved_backbone not in backbones.BACKBONES:
+        raise ValueError(f"{path.name} holds a {saved_backbone!r} model, which this course cannot build; "
+                         f"known backbones: {', '.join(sorted(backbones.BACKBONES))}")
+    if backbone is not None and backbone != saved_backbone:
+        raise ValueError(f"{path.name} holds a {saved_backbone} model, not a {backbone} one")
+    model = build_regressor(saved_backbone, "random", num_outputs=int(metadata.get("num_outputs", 2)),
+                            width=int(metadata.get("width", 64)), verbose=False)
     try:
         model.load_state_dict(checkpoint["model_state"])
     except RuntimeError as err:
-        raise ValueError(f"{path.name} is not a checkpoint of this course's ResNet18 regressor: "
+        raise ValueError(f"{path.name} is not a checkpoint of this course's {saved_backbone} regressor: "
                          f"{str(err).splitlines()[0]}") from err
     model.eval()
     if verbose:
-        print(f"loaded {path.name}: epoch {metadata.get('epoch')}, "
+        print(f"loaded {path.name}: {saved_backbone}, epoch {metadata.get('epoch')}, "
               f"validation MAE {metadata.get('val_mae_deg', float('nan')):.2f}°")
     return model, metadata
 

@@ -27,7 +27,7 @@ class Profile:
     rotations_per_photo: int   # rotated copies per photo in the FiftyOne dataset
     val_fraction: float        # share of source photos held out for validation
     border: str                # border strategy of the stored dataset
-    pretrained: bool           # try ImageNet weights (falls back to random when offline)
+    weights: str               # "imagenet" (an error when they cannot be had) or "random"
     epochs: int
     time_budget_s: float | None  # stop training after this many seconds (None: no limit)
     batch_size: int | None     # None: probe against GPU memory (CPU: 64)
@@ -48,6 +48,16 @@ class Profile:
     lr_schedule: str = "step"  # "step" (StepLR) or "cosine" (to zero over the time budget or epochs)
     channels_last: bool = False  # channels-last memory format (faster convolutions on CPUs)
     min_scale: float = 0.85    # training crops: random squares of min_scale–1 of the largest one
+    backbone: str = "resnet18"  # "resnet18" (the reference) or "efficientnet_lite0" (see backbones)
+    optimizer: str = "adam"    # "adam" (the reference: Adam with L2 weight decay) or "adamw"
+    backbone_lr_factor: float = 1.0  # the backbone's learning rate is lr × this (the head's: lr)
+    warmup_steps: int = 0      # linear warm-up of the learning rate over this many steps
+    tta: bool = False          # validate with test-time averaging over the four 90° turns
+
+    @property
+    def pretrained(self) -> bool:
+        """True when the profile starts from ImageNet weights."""
+        return self.weights == "imagenet"
 
     def to_dict(self) -> dict:
         """The profile as a plain dict (for ``training_summary.json``)."""
@@ -57,18 +67,19 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "quick": Profile(
         name="quick",
-        description="CPU, offline, minutes: random weights, 64 px inputs",
-        image_size=64, max_photos=600, rotations_per_photo=2, val_fraction=0.25,
-        border="crop", pretrained=True, epochs=40, time_budget_s=270.0, batch_size=32,
-        lr=1e-3, weight_decay=1e-4, lr_step_epochs=10, lr_gamma=0.5, patience=40,
-        grad_clip=1.0, train_repeats=4, hflip=True, num_workers=0,
+        description="CPU, offline, minutes: EfficientNet-Lite0 from ImageNet weights, 112 px inputs",
+        image_size=112, max_photos=None, rotations_per_photo=2, val_fraction=0.1,
+        border="crop", weights="imagenet", epochs=40, time_budget_s=270.0, batch_size=32,
+        lr=1e-3, weight_decay=1e-2, lr_step_epochs=10, lr_gamma=0.5, patience=40,
+        grad_clip=1.0, train_repeats=1, hflip=True, num_workers=0,
         dataset_name="rotation-course-quick", train_trainable="all",
-        ema_decay=0.998, cpu_bf16=True, lr_schedule="cosine", channels_last=True, min_scale=0.5),
+        ema_decay=0.99, cpu_bf16=False, lr_schedule="cosine", channels_last=True, min_scale=0.7,
+        backbone="efficientnet_lite0", optimizer="adamw", warmup_steps=30),
     "workshop": Profile(
         name="workshop",
         description="one GPU, a few thousand photos, tens of minutes",
         image_size=224, max_photos=3000, rotations_per_photo=6, val_fraction=0.1,
-        border="reflect", pretrained=True, epochs=15, time_budget_s=None, batch_size=None,
+        border="reflect", weights="imagenet", epochs=15, time_budget_s=None, batch_size=None,
         lr=1e-3, weight_decay=1e-4, lr_step_epochs=5, lr_gamma=0.5, patience=4,
         grad_clip=1.0, train_repeats=1, hflip=True, num_workers=8,
         dataset_name="coco-2017-rotated-workshop", train_trainable="all"),
@@ -76,7 +87,7 @@ PROFILES: dict[str, Profile] = {
         name="full",
         description="the reference protocol: 30k COCO-2017 photos x 6 rotations, hours on a GPU",
         image_size=224, max_photos=30000, rotations_per_photo=6, val_fraction=0.1,
-        border="reflect", pretrained=True, epochs=30, time_budget_s=None, batch_size=None,
+        border="reflect", weights="imagenet", epochs=30, time_budget_s=None, batch_size=None,
         lr=1e-3, weight_decay=1e-4, lr_step_epochs=10, lr_gamma=0.1, patience=5,
         grad_clip=1.0, train_repeats=1, hflip=False, num_workers=8,
         dataset_name="coco-2017-rotated", train_trainable="all"),

@@ -18,35 +18,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 
+from .evaluation import evaluate_loader
 from .models import CheckpointExistsError, _unwrap, save_checkpoint
+from .precision import autocast_dtype, cpu_supports_bf16, default_device  # noqa: F401 - also public here
 
 __all__ = ["default_device", "autocast_dtype", "probe_batch_size", "train_one_epoch", "fit",
-           "make_loaders", "train_on_photos", "course_loaders", "ensure_course_checkpoint", "photo_cache_side"]
-
-
-def default_device() -> torch.device:
-    """``cuda`` when a GPU is visible, else ``cpu``."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def cpu_supports_bf16() -> bool:
-    """True when the CPU has native bfloat16 instructions (AVX512-BF16 or AMX) for oneDNN."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def autocast_dtype(device, cpu_bf16: bool = False) -> torch.dtype | None:
-    """Mixed-precision type for a device: bfloat16 on GPUs that support it, float16 (with a
-    gradient scaler) on older GPUs; on a CPU bfloat16 only when ``cpu_bf16`` is asked for and
-    the CPU has native bfloat16 instructions (about twice as fast there), else None (float32)."""
-    device = torch.device(device)
-    if device.type == "cpu":
-        return torch.bfloat16 if cpu_bf16 and cpu_supports_bf16() else None
-    if device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+           "make_optimizer", "VAL_ROTATIONS", "make_loaders", "train_on_photos", "course_loaders", "ensure_course_checkpoint", "photo_cache_side"]
 
 
 def probe_batch_size(model: nn.Module, image_size: int, device=None, start: int = 512,
@@ -102,7 +79,7 @@ def train_one_epoch(model, loader, optimizer, device, grad_clip: float = 1.0,
             images = images.contiguous(memory_format=torch.channels_last)
         if lr_at is not None:
             for group in optimizer.param_groups:
-                group["lr"] = lr_at()
+                group["lr"] = lr_at() * group.get("lr_scale", 1.0)
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             outputs = model(images)
         loss = nn.functional.mse_loss(outputs.float(), targets)
@@ -135,14 +112,18 @@ def fit(model, train_loader, val_loader, profile, out_dir, device=None, overwrit
     Returns the summary dict (also written as JSON): history per epoch, best epoch,
     validation metrics of the best model (degrees), training time in seconds.
     The learning rate follows the profile's ``lr_schedule``: ``"step"`` (StepLR, the
-    reference's) or ``"cosine"`` (to zero at the end of the time budget, or of the epochs).
+    reference's) or ``"cosine"`` (to zero at the end of the time budget, or of the epochs),
+    the cosine one after a linear warm-up of ``warmup_steps`` steps; the backbone learns at
+    ``lr × backbone_lr_factor``, the head at ``lr``. The time budget counts training only:
+    the clock stops while the model is validated. With ``profile.tta`` the validation averages
+    over the four 90° turns of each input (:func:`rotation_utils.evaluation.predict`).
     Raises :class:`rotation_utils.models.CheckpointExistsError` before training if
     ``out_dir/best.pt`` exists and ``overwrite`` is False, ValueError for an unknown schedule.
     """
-    from .evaluation import evaluate_loader  # evaluation imports nothing from here
-
     if profile.lr_schedule not in ("step", "cosine"):
         raise ValueError(f"lr_schedule must be 'step' or 'cosine', got {profile.lr_schedule!r}")
+    if profile.warmup_steps and profile.lr_schedule != "cosine":
+        raise ValueError("warmup_steps needs lr_schedule='cosine'")
     out_dir = Path(out_dir)
     best_path = out_dir / "best.pt"
     if best_path.exists() and not overwrite:
@@ -153,8 +134,7 @@ def fit(model, train_loader, val_loader, profile, out_dir, device=None, overwrit
     model = model.to(device)
     if profile.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=profile.lr, weight_decay=profile.weight_decay)
+    optimizer = make_optimizer(model, profile)
     scheduler = (torch.optim.lr_scheduler.StepLR(optimizer, step_size=profile.lr_step_epochs,
                                                  gamma=profile.lr_gamma)
                  if profile.lr_schedule == "step" else None)
@@ -165,19 +145,28 @@ def fit(model, train_loader, val_loader, profile, out_dir, device=None, overwrit
         if profile.ema_decay else None)
     evaluated = ema.module if ema is not None else model
     start = time.monotonic()
-    deadline = start + profile.time_budget_s if profile.time_budget_s else None
-    lr_at = _cosine_lr(profile, start, len(train_loader)) if scheduler is None else None
+    paused = {"seconds": 0.0}  # time spent validating, not counted in the budget
+
+    def training_seconds() -> float:
+        return time.monotonic() - start - paused["seconds"]
+
+    lr_at = (_cosine_lr(profile, start, len(train_loader), paused=lambda: paused["seconds"])
+             if scheduler is None else None)
     history, best_mae, best_epoch, waited, best_val = [], math.inf, 0, 0, None
     metadata = {"image_size": profile.image_size, "num_outputs": 2, "profile": profile.to_dict(),
-                "width": _resnet_width(model, profile.width),
+                "backbone": _backbone_or_none(model), "width": _resnet_width(model, profile.width),
                 "train_border": getattr(train_loader.dataset, "border", None), **(extra_metadata or {})}
 
     for epoch in range(1, profile.epochs + 1):
         epoch_start = time.monotonic()
+        deadline = (epoch_start + profile.time_budget_s - training_seconds()) if profile.time_budget_s else None
         stats = train_one_epoch(model, train_loader, optimizer, device, profile.grad_clip,
                                 deadline, progress, desc=f"epoch {epoch}/{profile.epochs}", ema=ema,
                                 cpu_bf16=profile.cpu_bf16, lr_at=lr_at, channels_last=profile.channels_last)
-        val = evaluate_loader(evaluated, val_loader, device, progress=False, cpu_bf16=profile.cpu_bf16)
+        val_start = time.monotonic()
+        val = evaluate_loader(evaluated, val_loader, device, progress=False, cpu_bf16=profile.cpu_bf16,
+                              tta=profile.tta)
+        paused["seconds"] += time.monotonic() - val_start
         if scheduler is not None:
             scheduler.step()
         row = {"epoch": epoch, "train_loss": stats["loss"], "val_loss": val["loss"],
@@ -194,7 +183,7 @@ def fit(model, train_loader, val_loader, profile, out_dir, device=None, overwrit
             print(f"epoch {epoch:3d}  train loss {row['train_loss']:.4f}  val loss {row['val_loss']:.4f}"
                   f"  val MAE {row['val_mae_deg']:6.2f}°  median {row['val_median_deg']:6.2f}°"
                   f"  {row['seconds']:5.1f} s")
-        if stats["stopped_early"] or (deadline and time.monotonic() > deadline):
+        if stats["stopped_early"] or (profile.time_budget_s and training_seconds() > profile.time_budget_s):
             stop_reason = f"time budget of {profile.time_budget_s:.0f} s reached"
             break
         if waited >= profile.patience:
@@ -209,7 +198,8 @@ def fit(model, train_loader, val_loader, profile, out_dir, device=None, overwrit
     summary = {
         "best_epoch": best_epoch,
         "stop_reason": stop_reason,
-        "train_seconds": time.monotonic() - start,
+        "train_seconds": training_seconds(),
+        "val_seconds": paused["seconds"],
         "device": str(device),
         "batch_size": getattr(train_loader, "batch_size", None),
         "train_samples_per_epoch": len(train_loader.dataset),
@@ -224,22 +214,62 @@ def fit(model, train_loader, val_loader, profile, out_dir, device=None, overwrit
 
 
 
-def _cosine_lr(profile, start: float, steps_per_epoch: int):
+def make_optimizer(model: nn.Module, profile) -> torch.optim.Optimizer:
+    """The profile's optimiser over the trainable parameters: ``"adam"`` (the reference: Adam,
+    L2 weight decay) or ``"adamw"`` (decoupled weight decay, Loshchilov & Hutter 2019).
+
+    Two parameter groups, the head and the rest of the network, so that the backbone can learn
+    at ``lr × profile.backbone_lr_factor`` (each group's ``lr_scale``). Raises ValueError for
+    another optimiser name.
+    """
+    if profile.optimizer not in ("adam", "adamw"):
+        raise ValueError(f"optimizer must be 'adam' or 'adamw', got {profile.optimizer!r}")
+    head_prefixes = ("fc.", "classifier.")
+    head, body = [], []
+    for name, param in _unwrap(model).named_parameters():
+        if param.requires_grad:
+            (head if name.startswith(head_prefixes) else body).append(param)
+    groups = [{"params": g, "lr": profile.lr * scale, "lr_scale": scale}
+              for g, scale in ((body, profile.backbone_lr_factor), (head, 1.0)) if g]
+    optimizer_class = torch.optim.AdamW if profile.optimizer == "adamw" else torch.optim.Adam
+    return optimizer_class(groups, lr=profile.lr, weight_decay=profile.weight_decay)
+
+
+def _warmup_factor(profile, step: int) -> float:
+    """Linear warm-up: (step + 1) / warmup_steps for the first ``warmup_steps`` steps, then 1."""
+    warmup = profile.warmup_steps
+    return min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
+
+
+def _cosine_lr(profile, start: float, steps_per_epoch: int, paused=lambda: 0.0):
     """The learning rate of a cosine schedule (Loshchilov & Hutter 2017, SGDR, one cycle with
     no restart): ``lr · ½(1 + cos(π·p))`` where p is the share of the run already done: of
     the profile's epochs, counted in steps, or of the time budget when that share is larger
-    (so the rate reaches zero when time is up, however fast or slow the machine)."""
+    (so the rate reaches zero when time is up, however fast or slow the machine). ``paused()``
+    gives the seconds since ``start`` that do not count (validation). The first
+    ``warmup_steps`` steps rise linearly to the rate instead."""
     steps = {"done": 0}
     total_steps = max(1, profile.epochs * steps_per_epoch)
 
     def lr_at() -> float:
         done = steps["done"] / total_steps
         if profile.time_budget_s:
-            done = max(done, (time.monotonic() - start) / profile.time_budget_s)
+            done = max(done, (time.monotonic() - start - paused()) / profile.time_budget_s)
+        warm = _warmup_factor(profile, steps["done"])
         steps["done"] += 1
-        return profile.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, max(0.0, done))))
+        return warm * profile.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, max(0.0, done))))
 
     return lr_at
+
+
+def _backbone_or_none(model) -> str | None:
+    """The backbone's name for :func:`models.load_checkpoint`, None for another kind of model."""
+    from .models import backbone_name
+
+    try:
+        return backbone_name(model)
+    except ValueError:
+        return None
 
 
 def _resnet_width(model, default: int) -> int:
@@ -273,14 +303,22 @@ def _train_loader(train_paths, profile, border: str = "crop", seed: int = 0):
                       persistent_workers=profile.num_workers > 0)
 
 
-def make_loaders(train_paths, val_paths, profile, val_rotations: int = 6, seed: int = 0):
+#: Seeded rotations per validation photo, in training and in ``rotation-course evaluate``
+#: (the reference's 6 rotations per photo).
+VAL_ROTATIONS = 6
+
+
+def make_loaders(train_paths, val_paths, profile, val_rotations: int = VAL_ROTATIONS, seed: int = 0,
+                 border: str = "crop"):
     """DataLoaders of the course: photos rotated on the fly with fresh angles each epoch for
     training, and each validation photo rotated by ``val_rotations`` seeded angles with the
-    ``crop`` border (no border pixels remain) for validation.
+    ``crop`` border (no border pixels remain) for validation — the protocol of
+    ``rotation-course evaluate`` (:func:`rotation_utils.evaluation.evaluate_folder`).
 
     train_paths / val_paths: photo files (split by photo, never by rotated copy).
     profile: image size, batch size, repeats, flips and workers come from it; on a CPU with
     ``num_workers == 0`` the photos are decoded once and cached at 1.5× the input size.
+    border: the training border strategy (validation always uses ``crop``).
     Returns (train_loader, val_loader). Raises ValueError if a photo is on both sides.
     """
     from torch.utils.data import DataLoader
@@ -296,7 +334,7 @@ def make_loaders(train_paths, val_paths, profile, val_rotations: int = 6, seed: 
                                    border="crop", cache_short_side=cache)
     val_loader = DataLoader(val_set, batch_size=2 * (profile.batch_size or 64), shuffle=False,
                             num_workers=profile.num_workers)
-    return _train_loader(train_paths, profile, "crop", seed), val_loader
+    return _train_loader(train_paths, profile, border, seed), val_loader
 
 
 def train_on_photos(paths, profile, out_dir, val_fraction: float | None = None, seed: int = 0,
@@ -309,7 +347,7 @@ def train_on_photos(paths, profile, out_dir, val_fraction: float | None = None, 
     Raises CheckpointExistsError (``best.pt`` exists, no overwrite), ValueError (too few photos).
     """
     from .datasets import split_by_source
-    from .models import build_resnet18_regressor, set_trainable
+    from .models import regressor_for_profile
 
     paths = [Path(p) for p in paths]
     if len(paths) < 2:
@@ -321,8 +359,7 @@ def train_on_photos(paths, profile, out_dir, val_fraction: float | None = None, 
     train_paths = [p for p in paths if split[str(p)] == "train"]
     val_paths = [p for p in paths if split[str(p)] == "val"]
     device = torch.device(device) if device is not None else default_device()
-    model, weights = build_resnet18_regressor(pretrained=profile.pretrained, width=profile.width)
-    set_trainable(model, profile.train_trainable)
+    model, weights = regressor_for_profile(profile)  # always says which weights it starts from
     if profile.batch_size is None:
         from dataclasses import replace
         profile = replace(profile, batch_size=probe_batch_size(model, profile.image_size, device))
@@ -331,26 +368,24 @@ def train_on_photos(paths, profile, out_dir, val_fraction: float | None = None, 
         print(f"training on {len(train_paths)} photos, validating on {len(val_paths)} "
               f"({len(val_loader.dataset)} rotated samples), {device}, batch {profile.batch_size}")
     return fit(model, train_loader, val_loader, profile, out_dir, device=device, overwrite=overwrite,
-               progress=progress, extra_metadata={"weights": weights, "n_train_photos": len(train_paths),
+               progress=progress, extra_metadata={**weights, "n_train_photos": len(train_paths),
                                                   "n_val_photos": len(val_paths)})
 
 
 def course_loaders(profile, dataset, seed: int = 0):
     """The loaders of notebook 04 from the course's FiftyOne dataset: the *photos* tagged
     ``train`` rotated on the fly (fresh angles each epoch, the profile's border), and the
-    stored samples tagged ``val`` (fixed angles) for validation.
+    photos tagged ``val``, each rotated by :data:`VAL_ROTATIONS` seeded angles with the
+    ``crop`` border — the same protocol as ``rotation-course evaluate`` on those photos.
 
-    Returns (train_loader, val_loader, train_photo_paths).
+    Returns (train_loader, val_loader, train_photo_paths). The validation dataset's
+    ``paths`` are the validation photos, sorted.
     """
-    from torch.utils.data import DataLoader
-
-    from .datasets import FiftyOneRotationDataset
-
     train_paths = sorted(set(dataset.match_tags("train").values("source_filepath")))
+    val_paths = sorted(set(dataset.match_tags("val").values("source_filepath")))
     border = profile.border if profile.border != "alpha_mask" else "crop"
-    val_set = FiftyOneRotationDataset(dataset.match_tags("val"), profile.image_size)
-    val_loader = DataLoader(val_set, batch_size=2 * (profile.batch_size or 64), num_workers=profile.num_workers)
-    return _train_loader(train_paths, profile, border, seed), val_loader, train_paths
+    train_loader, val_loader = make_loaders(train_paths, val_paths, profile, seed=seed, border=border)
+    return train_loader, val_loader, train_paths
 
 
 def ensure_course_checkpoint(profile, photos=None, out_dir=None, progress: bool = False) -> Path:
@@ -361,7 +396,7 @@ def ensure_course_checkpoint(profile, photos=None, out_dir=None, progress: bool 
     checkpoint is used as it is, never overwritten.
     """
     from . import config, datasets, sources
-    from .models import build_resnet18_regressor, set_trainable
+    from .models import regressor_for_profile
 
     out_dir = Path(out_dir) if out_dir is not None else config.run_dir()
     best = out_dir / "best.pt"
@@ -372,11 +407,8 @@ def ensure_course_checkpoint(profile, photos=None, out_dir=None, progress: bool 
     photos = photos or sources.resolve_photos(profile=profile, verbose=progress)
     dataset = datasets.course_dataset(profile, photos, progress=progress)
     config.seed_everything(0)
-    model, weights = build_resnet18_regressor(pretrained=profile.pretrained, verbose=progress,
-                                              width=profile.width)
-    set_trainable(model, profile.train_trainable)
+    model, weights = regressor_for_profile(profile, verbose=progress)
     train_loader, val_loader, train_paths = course_loaders(profile, dataset)
     fit(model, train_loader, val_loader, profile, out_dir, progress=progress,
-        extra_metadata={"weights": weights, "n_train_photos": len(train_paths),
-                        "dataset_name": dataset.name})
+        extra_metadata={**weights, "n_train_photos": len(train_paths), "dataset_name": dataset.name})
     return best

@@ -21,6 +21,7 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from rotation_utils.profiles import get_profile
 from rotation_utils import angles, cli, evaluation
 from rotation_utils.datasets import FixedRotationDataset
 from rotation_utils.models import load_checkpoint
@@ -103,8 +104,9 @@ def test_train_writes_best_checkpoint_and_summary(trained_run):
     assert (run / "best.pt").is_file()
     assert (run / "last.pt").is_file()
     summary = json.loads((run / "training_summary.json").read_text())
-    assert summary["weights"] == "random", "offline, the quick profile falls back to random weights"
-    assert summary["image_size"] == 64
+    assert summary["weights"] == "imagenet", "offline, the quick profile's ImageNet weights come from a package"
+    assert summary["backbone"] == "efficientnet_lite0"
+    assert summary["image_size"] == get_profile("quick").image_size
     assert summary["profile"]["name"] == "quick" and summary["profile"]["epochs"] == 1
     assert summary["n_train_photos"] + summary["n_val_photos"] == N_PHOTOS
     assert summary["n_val_photos"] >= 1 and summary["n_train_photos"] >= 1
@@ -112,9 +114,9 @@ def test_train_writes_best_checkpoint_and_summary(trained_run):
     assert METRIC_KEYS <= set(summary["val"])
     assert "best epoch 1" in capture["out"]
     assert "best.pt" in capture["out"] and "training_summary.json" in capture["out"]
-    assert "ImageNet weights could not be loaded" in capture["out"]
+    assert "efficientnet_lite0: imagenet weights" in capture["out"]
     _, metadata = load_checkpoint(run / "best.pt", verbose=False)
-    assert metadata["epoch"] == 1 and metadata["image_size"] == 64
+    assert metadata["epoch"] == 1 and metadata["image_size"] == get_profile("quick").image_size
 
 
 def test_train_refuses_an_existing_best_checkpoint(trained_run, photos_dir, capsys):
