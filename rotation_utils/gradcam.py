@@ -19,6 +19,7 @@ from .datasets import denormalize
 
 __all__ = [
     "AngleDirectionTarget",
+    "default_target_layer",
     "compute_gradcam",
     "overlay_cam",
     "border_fill_mask",
@@ -46,12 +47,24 @@ class AngleDirectionTarget:
         return f"AngleDirectionTarget(angle_deg={self.angle_deg:.1f})"
 
 
+def default_target_layer(model, fine: bool = False):
+    """The Grad-CAM layer of one of the course's models: its backbone's last block, or with
+    ``fine`` a block of stride 16 (maps of input side / 16 cells instead of / 32).
+    Raises ValueError for a model that is not one of the course's backbones."""
+    from .backbones import gradcam_layer
+    from .models import backbone_name
+
+    return gradcam_layer(model, backbone_name(model), fine=fine)
+
+
 def compute_gradcam(model, images: torch.Tensor, target_angles_deg=None, target_layer=None) -> tuple:
     """Grad-CAM maps of a (cos θ, sin θ) regressor for a batch.
 
     images: (N, 3, H, W) normalised network inputs. target_angles_deg: (N,) degrees, the
     direction each map explains (default: the model's own predicted angles).
-    target_layer: a module (default: ``model.layer4[-1]``, the last ResNet block).
+    target_layer: a module (default: the backbone's last block,
+    :func:`rotation_utils.backbones.gradcam_layer`: ResNet18's ``layer4[-1]``,
+    EfficientNet-Lite0's ``blocks[-1]``).
     Returns (cams (N, H, W) NumPy in [0, 1], predicted angles (N,) in degrees).
     Raises ValueError if the number of target angles is not N.
     """
@@ -67,7 +80,7 @@ def compute_gradcam(model, images: torch.Tensor, target_angles_deg=None, target_
     target_angles_deg = np.asarray(target_angles_deg, dtype=np.float64).ravel()
     if len(target_angles_deg) != len(images):
         raise ValueError(f"{len(target_angles_deg)} target angles for {len(images)} images")
-    layer = target_layer if target_layer is not None else model.layer4[-1]
+    layer = target_layer if target_layer is not None else default_target_layer(model)
     with GradCAM(model=model, target_layers=[layer]) as cam:
         maps = cam(input_tensor=images, targets=[AngleDirectionTarget(a) for a in target_angles_deg])
     return maps, predicted_deg
@@ -140,7 +153,7 @@ def gradcam_for_loader(model, loader, target: str = "predicted", target_layer=No
     loader: yields (images (B, 3, S, S), targets, angles in degrees (B,)), as the course's
     datasets do. target: ``"predicted"`` (explain the network's own answer) or ``"true"``
     (explain the evidence for the right answer); see :class:`AngleDirectionTarget`.
-    target_layer: as in :func:`compute_gradcam` (default ``model.layer4[-1]``).
+    target_layer: as in :func:`compute_gradcam` (default: the backbone's last block).
     Returns NumPy arrays ``cams`` (N, S, S) in [0, 1], ``predicted_deg`` (N,), ``true_deg`` (N,)
     and ``error_deg`` (N,) circular absolute errors in degrees.
     Raises ValueError for another ``target``.

@@ -1,13 +1,17 @@
 """The training loop of the reference, short enough to read in notebook 04.
 
-Adam (lr 1e-3, weight decay 1e-4), a step schedule, gradient clipping at 1.0, early stopping on
-validation MAE, batch size probed against GPU memory, mixed precision on a GPU, tqdm progress,
-checkpoints (``best.pt``, ``last.pt``) and ``training_summary.json``.
+The reference's recipe: Adam (lr 1e-3, weight decay 1e-4), a step schedule, gradient clipping at
+1.0, early stopping on validation MAE, batch size probed against GPU memory, mixed precision on a
+GPU, tqdm progress, checkpoints (``best.pt``, ``last.pt``) and ``training_summary.json``. The
+quick profile swaps in AdamW, a warm-up and a cosine decay to its time budget, and an EMA of the
+weights (``profiles``). Validation uses :func:`rotation_utils.evaluation.evaluate_loader`;
+evaluation imports nothing from here.
 Source: the reference result's recipe (ResNet18, 30k COCO-2017 photos × 6 rotations:
 validation MAE 4.57°, median 1.74°, 88.1% within 5°).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -18,12 +22,14 @@ from torch import nn
 from tqdm.auto import tqdm
 
 
+from .backbones import BACKBONES
 from .evaluation import evaluate_loader
 from .models import CheckpointExistsError, _unwrap, save_checkpoint
 from .precision import autocast_dtype, cpu_supports_bf16, default_device  # noqa: F401 - also public here
 
 __all__ = ["default_device", "autocast_dtype", "probe_batch_size", "train_one_epoch", "fit",
-           "make_optimizer", "VAL_ROTATIONS", "make_loaders", "train_on_photos", "course_loaders", "ensure_course_checkpoint", "photo_cache_side"]
+           "make_optimizer", "VAL_ROTATIONS", "make_loaders", "validation_loader", "train_on_photos",
+           "course_loaders", "ensure_course_checkpoint", "photo_cache_side"]
 
 
 def probe_batch_size(model: nn.Module, image_size: int, device=None, start: int = 512,
@@ -224,7 +230,7 @@ def make_optimizer(model: nn.Module, profile) -> torch.optim.Optimizer:
     """
     if profile.optimizer not in ("adam", "adamw"):
         raise ValueError(f"optimizer must be 'adam' or 'adamw', got {profile.optimizer!r}")
-    head_prefixes = ("fc.", "classifier.")
+    head_prefixes = tuple(spec.head_attr + "." for spec in BACKBONES.values())  # fc., classifier.
     head, body = [], []
     for name, param in _unwrap(model).named_parameters():
         if param.requires_grad:
@@ -321,20 +327,34 @@ def make_loaders(train_paths, val_paths, profile, val_rotations: int = VAL_ROTAT
     border: the training border strategy (validation always uses ``crop``).
     Returns (train_loader, val_loader). Raises ValueError if a photo is on both sides.
     """
-    from torch.utils.data import DataLoader
-
-    from .datasets import FixedRotationDataset
-
     overlap = {str(Path(p).resolve()) for p in train_paths} & {str(Path(p).resolve()) for p in val_paths}
     if overlap:
         raise ValueError(f"{len(overlap)} photo(s) are in both training and validation, "
                          f"e.g. {sorted(overlap)[0]}: split by photo")
-    cache = photo_cache_side(profile)
-    val_set = FixedRotationDataset(val_paths, profile.image_size, rotations=val_rotations, seed=seed,
-                                   border="crop", cache_short_side=cache)
-    val_loader = DataLoader(val_set, batch_size=2 * (profile.batch_size or 64), shuffle=False,
-                            num_workers=profile.num_workers)
-    return _train_loader(train_paths, profile, border, seed), val_loader
+    return _train_loader(train_paths, profile, border, seed), validation_loader(val_paths, profile,
+                                                                                val_rotations, seed)
+
+
+def validation_loader(val_paths, profile, val_rotations: int = VAL_ROTATIONS, seed: int = 0,
+                      image_size: int | None = None):
+    """The validation loader of :func:`make_loaders` alone: each photo of ``val_paths`` rotated by
+    ``val_rotations`` angles drawn from ``seed`` (degrees), border ``crop``, the centred square
+    resized to ``image_size`` pixels (default: the profile's; pass a checkpoint's own size).
+
+    Notebooks 05 and 06 measure a saved model with it. Its dataset is a
+    :class:`rotation_utils.datasets.FixedRotationDataset` (``paths``, ``samples``).
+    Raises ValueError for no photos or fewer than one rotation.
+    """
+    from torch.utils.data import DataLoader
+
+    from .datasets import FixedRotationDataset
+
+    size = image_size or profile.image_size
+    cache = photo_cache_side(dataclasses.replace(profile, image_size=size))
+    val_set = FixedRotationDataset(val_paths, size, rotations=val_rotations, seed=seed, border="crop",
+                                   cache_short_side=cache)
+    return DataLoader(val_set, batch_size=2 * (profile.batch_size or 64), shuffle=False,
+                      num_workers=profile.num_workers)
 
 
 def train_on_photos(paths, profile, out_dir, val_fraction: float | None = None, seed: int = 0,
