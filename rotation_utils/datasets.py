@@ -34,6 +34,8 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "split_by_source",
+    "photo_source_ids",
+    "split_photos",
     "to_model_input",
     "square_input",
     "normalize_input",
@@ -241,6 +243,32 @@ def _import_fiftyone():
     return fo
 
 
+def photo_source_ids(paths) -> list[str]:
+    """The id of each photo: its path relative to the photos' common folder, with ``/``.
+
+    The FiftyOne dataset stores it as ``source_id`` and the split of :func:`split_photos`
+    hashes it, so the same folder of photos splits the same way wherever it lies on disk.
+    Returns one string per path, in order.
+    """
+    paths = [Path(p) for p in paths]
+    root = _common_root(paths)
+    return [p.resolve().relative_to(root).as_posix() for p in paths]
+
+
+def split_photos(paths, val_fraction: float, seed: int = 0) -> tuple[list[Path], list[Path]]:
+    """(training photos, validation photos): :func:`split_by_source` over
+    :func:`photo_source_ids`, the split of the course's FiftyOne dataset
+    (:func:`build_rotated_dataset`). ``rotation-course train`` uses it too, so a model trained
+    from the command line on a folder holds out the same photos as the notebooks on that folder.
+    Raises what :func:`split_by_source` raises.
+    """
+    paths = [Path(p) for p in paths]
+    ids = photo_source_ids(paths)
+    split = split_by_source(ids, val_fraction, seed)
+    return ([p for p, i in zip(paths, ids) if split[i] == "train"],
+            [p for p, i in zip(paths, ids) if split[i] == "val"])
+
+
 def _common_root(paths: list[Path]) -> Path:
     parents = [p.resolve().parent for p in paths]
     return Path(os.path.commonpath([str(p) for p in parents])) if parents else Path(".")
@@ -291,8 +319,7 @@ def build_rotated_dataset(name: str, photos, rotations_per_photo: int = 6, borde
     paths = [Path(p) for p in getattr(photos, "paths", photos)]
     if not paths:
         raise ValueError("no photos to build a dataset from")
-    root = _common_root(paths)
-    source_ids = [p.resolve().relative_to(root).as_posix() for p in paths]
+    source_ids = photo_source_ids(paths)
     settings = {"border": border, "rotations_per_photo": int(rotations_per_photo),
                 "val_fraction": float(val_fraction), "seed": int(seed),
                 "max_side": max_side, "n_photos": len(paths),

@@ -27,6 +27,7 @@ __all__ = [
     "count_parameters",
     "save_checkpoint",
     "load_checkpoint",
+    "half_precision_copy",
     "CheckpointExistsError",
 ]
 
@@ -204,6 +205,32 @@ def load_checkpoint(path, map_location="cpu", verbose: bool = True,
         print(f"loaded {path.name}: {saved_backbone}, epoch {metadata.get('epoch')}, "
               f"validation MAE {metadata.get('val_mae_deg', float('nan')):.2f}°")
     return model, metadata
+
+
+def half_precision_copy(source, target, overwrite: bool = False) -> Path:
+    """Write a copy of a course checkpoint with its floating-point tensors in float16: half the
+    size (EfficientNet-Lite0: about 7 MB instead of 14), for shipping a reference model.
+
+    source: a checkpoint of :func:`save_checkpoint` (read with ``weights_only=True``).
+    target: the new file (``metadata["precision"]`` says ``"float16"``); the optimiser state
+    is dropped. :func:`load_checkpoint` loads it into a float32 model.
+    Returns the target's path. Raises FileNotFoundError, ValueError (not a course checkpoint)
+    and :class:`CheckpointExistsError` (target exists and ``overwrite`` is False).
+    """
+    source, target = Path(source), Path(target)
+    if not source.is_file():
+        raise FileNotFoundError(f"no checkpoint at {source}")
+    checkpoint = torch.load(source, map_location="cpu", weights_only=True)
+    if not isinstance(checkpoint, dict) or "model_state" not in checkpoint:
+        raise ValueError(f"{source.name} is not a checkpoint of this course (no 'model_state')")
+    if target.exists() and not overwrite:
+        raise CheckpointExistsError(f"{target.name} already exists; pass overwrite=True to replace it")
+    state = {k: (v.half() if v.is_floating_point() else v) for k, v in checkpoint["model_state"].items()}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    torch.save({"model_state": state, "metadata": {**checkpoint.get("metadata", {}), "precision": "float16"}}, tmp)
+    tmp.replace(target)
+    return target
 
 
 def _unwrap(model: nn.Module) -> nn.Module:

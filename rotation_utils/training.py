@@ -360,13 +360,14 @@ def validation_loader(val_paths, profile, val_rotations: int = VAL_ROTATIONS, se
 def train_on_photos(paths, profile, out_dir, val_fraction: float | None = None, seed: int = 0,
                     overwrite: bool = False, device=None, progress: bool = True) -> dict:
     """Split photos by photo, build the model and loaders, and :func:`fit` — the command
-    line's ``rotation-course train`` in one call.
+    line's ``rotation-course train`` in one call. The split is the course dataset's
+    (:func:`rotation_utils.datasets.split_photos`): the notebooks hold out the same photos.
 
     paths: photo files. val_fraction: share of photos held out (default: the profile's).
     Returns the training summary (see :func:`fit`), with ``weights`` ("imagenet" or "random").
     Raises CheckpointExistsError (``best.pt`` exists, no overwrite), ValueError (too few photos).
     """
-    from .datasets import split_by_source
+    from .datasets import split_photos
     from .models import regressor_for_profile
 
     paths = [Path(p) for p in paths]
@@ -375,9 +376,7 @@ def train_on_photos(paths, profile, out_dir, val_fraction: float | None = None, 
     if (Path(out_dir) / "best.pt").exists() and not overwrite:
         raise CheckpointExistsError(f"{Path(out_dir).name}/best.pt already exists; pass --overwrite "
                                     "or choose another --out folder")
-    split = split_by_source([str(p) for p in paths], val_fraction or profile.val_fraction, seed)
-    train_paths = [p for p in paths if split[str(p)] == "train"]
-    val_paths = [p for p in paths if split[str(p)] == "val"]
+    train_paths, val_paths = split_photos(paths, val_fraction or profile.val_fraction, seed)
     device = torch.device(device) if device is not None else default_device()
     model, weights = regressor_for_profile(profile)  # always says which weights it starts from
     if profile.batch_size is None:
@@ -389,7 +388,7 @@ def train_on_photos(paths, profile, out_dir, val_fraction: float | None = None, 
               f"({len(val_loader.dataset)} rotated samples), {device}, batch {profile.batch_size}")
     return fit(model, train_loader, val_loader, profile, out_dir, device=device, overwrite=overwrite,
                progress=progress, extra_metadata={**weights, "n_train_photos": len(train_paths),
-                                                  "n_val_photos": len(val_paths)})
+                                                  "n_val_photos": len(val_paths), "split_seed": seed})
 
 
 def course_loaders(profile, dataset, seed: int = 0):

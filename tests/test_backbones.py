@@ -329,3 +329,45 @@ def test_cli_train_records_backbone_and_weights(tmp_path, capsys):
     assert summary["weights_source"] == "random initialisation"
     _, metadata = models.load_checkpoint(tmp_path / "run" / "best.pt", verbose=False, backbone="resnet18")
     assert metadata["profile"]["backbone"] == "resnet18"
+
+
+def test_half_precision_copy_halves_the_file_and_keeps_the_answers(tmp_path):
+    torch.manual_seed(0)
+    model = models.build_regressor("efficientnet_lite0", "random", verbose=False).eval()
+    full = models.save_checkpoint(tmp_path / "best.pt", model, {"backbone": "efficientnet_lite0", "epoch": 3},
+                                  optimizer_state={"not": "kept"})
+    half = models.half_precision_copy(full, tmp_path / "reference.pt")
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    loaded, metadata = models.load_checkpoint(half, verbose=False)
+    assert metadata["precision"] == "float16" and metadata["epoch"] == 3
+    assert "optimizer_state" not in torch.load(half, weights_only=True)
+    x = torch.randn(4, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), model(x), atol=2e-2)
+    with pytest.raises(models.CheckpointExistsError):
+        models.half_precision_copy(full, half)
+    with pytest.raises(FileNotFoundError):
+        models.half_precision_copy(tmp_path / "missing.pt", tmp_path / "x.pt")
+
+
+def test_make_reference_script_halves_and_measures_on_the_held_out_photos(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "make_reference.py"
+    spec = importlib.util.spec_from_file_location("make_reference", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    photos = band_photos(tmp_path / "photos", 10)
+    run = tmp_path / "run"
+    model = models.build_regressor("resnet18", "random", verbose=False)
+    models.save_checkpoint(run / "best.pt", model, {"backbone": "resnet18", "image_size": 32})
+    (run / "training_summary.json").write_text(json.dumps({"profile": {"val_fraction": 0.3}, "split_seed": 0}))
+    assert module.main([str(run), str(tmp_path / "ref"), "--images", str(tmp_path / "photos")]) == 0
+    held_out = json.loads((tmp_path / "ref" / "held_out.json").read_text())
+    _, val_photos = datasets.split_photos(photos, 0.3, seed=0)
+    assert held_out["photos"] == len(val_photos) == 3
+    assert held_out["one_pass"]["n"] == held_out["four_turns"]["n"] == 3 * 6
+    assert models.load_checkpoint(tmp_path / "ref" / "reference.pt", verbose=False)[1]["precision"] == "float16"
+    with pytest.raises(SystemExit, match="refusing to overwrite"):
+        module.main([str(run), str(tmp_path / "ref"), "--images", str(tmp_path / "photos")])

@@ -76,3 +76,17 @@ def test_seed_everything_repeats_numbers():
     first = (np.random.rand(), torch.rand(1).item())
     config.seed_everything(3)
     assert (np.random.rand(), torch.rand(1).item()) == first
+
+
+def test_laptop_profile_is_the_quick_recipe_with_a_longer_clock():
+    quick, laptop = profiles.PROFILES["quick"].to_dict(), profiles.PROFILES["laptop"].to_dict()
+    differs = {k for k in quick if quick[k] != laptop[k]}
+    assert differs == {"name", "description", "time_budget_s", "epochs"}
+    assert laptop["time_budget_s"] == 1200.0 > quick["time_budget_s"]
+    assert list(profiles.PROFILES) == ["quick", "laptop", "workshop", "full"]
+
+
+def test_quick_profile_starts_from_offline_imagenet_weights():
+    quick = profiles.PROFILES["quick"]
+    assert (quick.backbone, quick.weights) == ("efficientnet_lite0", "imagenet") and quick.pretrained
+    assert profiles.PROFILES["full"].backbone == "resnet18"  # the reference architecture

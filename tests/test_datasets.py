@@ -218,6 +218,11 @@ def test_build_rotated_dataset_fields_tags_files_and_persistence(tmp_path, clean
     assert train_sources and val_sources
     assert not train_sources & val_sources, "no photo in both train and val"
     assert len(val_sources) == 2
+    # the command line's split (rotation-course train) holds out the same photos
+    from rotation_utils.datasets import split_photos
+    train_paths, val_paths = split_photos(photos, 0.34, seed=0)
+    assert {str(p.resolve()) for p in val_paths} == set(dataset.match_tags("val").values("source_filepath"))
+    assert {str(p.resolve()) for p in train_paths} == set(dataset.match_tags("train").values("source_filepath"))
 
     for filepath in dataset.values("filepath"):
         path = Path(filepath)
