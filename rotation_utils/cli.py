@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from .backbones import BACKBONES, WeightsUnavailableError
+from .evaluation import VAL_ROTATIONS
 from .profiles import PROFILES
 
 __all__ = ["main", "build_parser"]
@@ -48,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("evaluate", help="circular error of a checkpoint on a folder of photos")
     evaluate.add_argument("--checkpoint", required=True, help="a best.pt written by train")
     evaluate.add_argument("--images", action="append", required=True, metavar="DIR")
-    evaluate.add_argument("--rotations", type=int, default=6, help="seeded angles per photo")
+    evaluate.add_argument("--rotations", type=int, default=VAL_ROTATIONS,
+                          help="seeded angles per photo (default: the validation protocol's)")
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--border", default="crop", choices=["crop", "reflect"])
     evaluate.add_argument("--batch-size", type=int, default=64)

@@ -19,6 +19,7 @@ from . import angles
 from .precision import cpu_supports_bf16
 
 __all__ = [
+    "VAL_ROTATIONS",
     "turn_average",
     "predict",
     "evaluate_loader",
@@ -97,7 +98,12 @@ def evaluate_loader(model, loader, device=None, progress: bool = False, cpu_bf16
     return result
 
 
-def evaluate_folder(checkpoint, images, rotations: int = 6, seed: int = 0, border: str = "crop",
+#: Seeded rotations per validation photo, in training (``training.make_loaders``) and in
+#: ``rotation-course evaluate``: the reference's 6 rotations per photo.
+VAL_ROTATIONS = 6
+
+
+def evaluate_folder(checkpoint, images, rotations: int = VAL_ROTATIONS, seed: int = 0, border: str = "crop",
                     batch_size: int = 64, device=None, progress: bool = False,
                     max_photos: int | None = None, tta: bool = False) -> dict:
     """Evaluate a saved model on a folder of photos with the course's protocol.

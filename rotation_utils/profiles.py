@@ -17,7 +17,7 @@ __all__ = ["Profile", "PROFILES", "get_profile"]
 class Profile:
     """Every knob that changes with the scale of a run.
 
-    Sizes are pixels; times are seconds; learning rates per step of Adam.
+    Sizes are pixels; times are seconds; learning rates per optimiser step (Adam or AdamW).
     """
 
     name: str

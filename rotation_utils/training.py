@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 
 from .backbones import BACKBONES
-from .evaluation import evaluate_loader
+from .evaluation import VAL_ROTATIONS, evaluate_loader  # noqa: F401 - VAL_ROTATIONS also public here
 from .models import CheckpointExistsError, _unwrap, save_checkpoint
 from .precision import autocast_dtype, cpu_supports_bf16, default_device  # noqa: F401 - also public here
 
@@ -307,11 +307,6 @@ def _train_loader(train_paths, profile, border: str = "crop", seed: int = 0):
     return DataLoader(train_set, batch_size=batch_size, shuffle=True, drop_last=len(train_set) > batch_size,
                       num_workers=profile.num_workers, generator=torch.Generator().manual_seed(seed),
                       persistent_workers=profile.num_workers > 0)
-
-
-#: Seeded rotations per validation photo, in training and in ``rotation-course evaluate``
-#: (the reference's 6 rotations per photo).
-VAL_ROTATIONS = 6
 
 
 def make_loaders(train_paths, val_paths, profile, val_rotations: int = VAL_ROTATIONS, seed: int = 0,
