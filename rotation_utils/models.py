@@ -175,7 +175,9 @@ def load_checkpoint(path, map_location="cpu", verbose: bool = True,
     in half precision (the reference checkpoint) are loaded into a float32 model.
     backbone: when given, a checkpoint of another backbone is refused.
     Returns (model in eval mode, metadata dict). Raises FileNotFoundError for a missing file
-    and ValueError for a file that is not a checkpoint of this course, or of another backbone.
+    and ValueError for a file that is not a checkpoint of this course (unreadable, metadata
+    that is not a dict or has values of the wrong type), of another backbone, or whose weights
+    are not finite (NaN or infinity: a run that diverged).
     """
     path = Path(path)
     if not path.is_file():
@@ -187,23 +189,40 @@ def load_checkpoint(path, map_location="cpu", verbose: bool = True,
     if not isinstance(checkpoint, dict) or "model_state" not in checkpoint:
         raise ValueError(f"{path.name} is not a checkpoint of this course (no 'model_state')")
     metadata = checkpoint.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise ValueError(f"{path.name}: its metadata is a {type(metadata).__name__}, not a dict; "
+                         "it was not written by this course")
+    state = checkpoint["model_state"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path.name}: 'model_state' is not a dict of tensors")
+    broken = [name for name, value in state.items()
+              if value.is_floating_point() and not bool(torch.isfinite(value).all())]
+    if broken:
+        raise ValueError(f"{path.name} holds weights that are not finite (NaN or infinity) in "
+                         f"{len(broken)} tensor(s), e.g. {broken[0]}: the run diverged; use another checkpoint")
+    try:
+        num_outputs, width = int(metadata.get("num_outputs", 2)), int(metadata.get("width", 64))
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path.name}: metadata 'num_outputs' and 'width' must be whole numbers ({err})") from err
     saved_backbone = metadata.get("backbone", "resnet18")
+    if not isinstance(saved_backbone, str):
+        raise ValueError(f"{path.name}: metadata 'backbone' must be a name, got {saved_backbone!r}")
     if saved_backbone not in backbones.BACKBONES:
         raise ValueError(f"{path.name} holds a {saved_backbone!r} model, which this course cannot build; "
                          f"known backbones: {', '.join(sorted(backbones.BACKBONES))}")
     if backbone is not None and backbone != saved_backbone:
         raise ValueError(f"{path.name} holds a {saved_backbone} model, not a {backbone} one")
-    model = build_regressor(saved_backbone, "random", num_outputs=int(metadata.get("num_outputs", 2)),
-                            width=int(metadata.get("width", 64)), verbose=False)
+    model = build_regressor(saved_backbone, "random", num_outputs=num_outputs, width=width, verbose=False)
     try:
-        model.load_state_dict(checkpoint["model_state"])
+        model.load_state_dict(state)
     except RuntimeError as err:
         raise ValueError(f"{path.name} is not a checkpoint of this course's {saved_backbone} regressor: "
                          f"{str(err).splitlines()[0]}") from err
     model.eval()
     if verbose:
-        print(f"loaded {path.name}: {saved_backbone}, epoch {metadata.get('epoch')}, "
-              f"validation MAE {metadata.get('val_mae_deg', float('nan')):.2f}°")
+        mae = metadata.get("val_mae_deg")
+        mae_text = f"{mae:.2f}°" if isinstance(mae, (int, float)) else "not recorded"
+        print(f"loaded {path.name}: {saved_backbone}, epoch {metadata.get('epoch')}, validation MAE {mae_text}")
     return model, metadata
 
 

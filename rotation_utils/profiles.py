@@ -53,6 +53,9 @@ class Profile:
     backbone_lr_factor: float = 1.0  # the backbone's learning rate is lr × this (the head's: lr)
     warmup_steps: int = 0      # linear warm-up of the learning rate over this many steps
     tta: bool = False          # validate with test-time averaging over the four 90° turns
+    coco_split: str = "validation"  # COCO-2017 split fetched through the FiftyOne zoo (no folder named)
+    offline_fallback: bool = True  # no folder and no COCO: use the packaged photos (False: an error)
+    batched_rotation: bool = False  # rotate whole batches on the training device (batched_rotation)
 
     @property
     def pretrained(self) -> bool:
@@ -82,7 +85,7 @@ PROFILES: dict[str, Profile] = {
         border="reflect", weights="imagenet", epochs=15, time_budget_s=None, batch_size=None,
         lr=1e-3, weight_decay=1e-4, lr_step_epochs=5, lr_gamma=0.5, patience=4,
         grad_clip=1.0, train_repeats=1, hflip=True, num_workers=8,
-        dataset_name="coco-2017-rotated-workshop", train_trainable="all"),
+        dataset_name="coco-2017-rotated-workshop", train_trainable="all", batched_rotation=True),
     "full": Profile(
         name="full",
         description="the reference protocol: 30k COCO-2017 photos x 6 rotations, hours on a GPU",
@@ -90,7 +93,8 @@ PROFILES: dict[str, Profile] = {
         border="reflect", weights="imagenet", epochs=30, time_budget_s=None, batch_size=None,
         lr=1e-3, weight_decay=1e-4, lr_step_epochs=10, lr_gamma=0.1, patience=5,
         grad_clip=1.0, train_repeats=1, hflip=False, num_workers=8,
-        dataset_name="coco-2017-rotated", train_trainable="all"),
+        dataset_name="coco-2017-rotated", train_trainable="all", coco_split="train", offline_fallback=False,
+        batched_rotation=True),
 }
 
 #: The quick profile's recipe with a longer clock: a laptop's CPU, ~20 minutes of training (it

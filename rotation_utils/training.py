@@ -4,32 +4,41 @@ The reference's recipe: Adam (lr 1e-3, weight decay 1e-4), a step schedule, grad
 1.0, early stopping on validation MAE, batch size probed against GPU memory, mixed precision on a
 GPU, tqdm progress, checkpoints (``best.pt``, ``last.pt``) and ``training_summary.json``. The
 quick profile swaps in AdamW, a warm-up and a cosine decay to its time budget, and an EMA of the
-weights (``profiles``). Validation uses :func:`rotation_utils.evaluation.evaluate_loader`;
+weights (``profiles``). What the loop needs is one :class:`LoopState`; the learning rate is a
+plain function of the step (:func:`lr_factor`, through ``LambdaLR``). The loaders live in
+:mod:`rotation_utils.loaders`, devices and precision in :mod:`rotation_utils.precision`,
+resuming in :mod:`rotation_utils.resume`, more than one process in
+:mod:`rotation_utils.distributed`. Validation uses :func:`rotation_utils.evaluation.predict`;
 evaluation imports nothing from here.
 Source: the reference result's recipe (ResNet18, 30k COCO-2017 photos × 6 rotations:
 validation MAE 4.57°, median 1.74°, 88.1% within 5°).
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-
+from . import angles, distributed
 from .backbones import BACKBONES
-from .evaluation import VAL_ROTATIONS, evaluate_loader  # noqa: F401 - VAL_ROTATIONS also public here
+from .evaluation import VAL_ROTATIONS, predict  # noqa: F401 - VAL_ROTATIONS also public here
+from .loaders import (course_loaders, make_loaders, photo_cache_side, training_loader,  # noqa: F401
+                      validation_loader)
 from .models import CheckpointExistsError, _unwrap, save_checkpoint
 from .precision import autocast_dtype, cpu_supports_bf16, default_device  # noqa: F401 - also public here
+from .resume import LAST_CHECKPOINT, check_resumable, load_training_state, rng_state, set_rng_state
 
-__all__ = ["default_device", "autocast_dtype", "probe_batch_size", "train_one_epoch", "fit",
-           "make_optimizer", "VAL_ROTATIONS", "make_loaders", "validation_loader", "train_on_photos",
-           "course_loaders", "ensure_course_checkpoint", "photo_cache_side"]
+__all__ = ["default_device", "autocast_dtype", "probe_batch_size", "LoopState", "train_one_epoch", "fit",
+           "make_optimizer", "lr_factor", "VAL_ROTATIONS", "make_loaders", "validation_loader",
+           "training_loader", "train_on_photos", "course_loaders", "ensure_course_checkpoint",
+           "photo_cache_side", "photos_digest"]
 
 
 def probe_batch_size(model: nn.Module, image_size: int, device=None, start: int = 512,
@@ -60,132 +69,246 @@ def probe_batch_size(model: nn.Module, image_size: int, device=None, start: int 
     raise RuntimeError(f"not even a batch of {minimum} images of {image_size} px fits on {device}")
 
 
-def train_one_epoch(model, loader, optimizer, device, grad_clip: float = 1.0,
-                    deadline: float | None = None, progress: bool = True, desc: str = "train",
-                    ema=None, cpu_bf16: bool = False, lr_at=None, channels_last: bool = False) -> dict:
-    """One pass over ``loader`` minimising the MSE between outputs (N, 2) and (cos θ, sin θ).
+@dataclass
+class LoopState:
+    """What one training step needs, made once per run.
 
-    deadline: a ``time.monotonic()`` value after which the epoch stops early.
+    model: the network being trained (wrapped in DDP under ``torchrun``), outputs (N, 2) read
+    as (cos θ, sin θ). optimizer, scheduler (stepped after every optimiser step, see
+    :func:`lr_factor`), scaler (``torch.amp.GradScaler``, enabled only for float16).
+    amp_dtype: the autocast type, None for float32 (:func:`rotation_utils.precision.autocast_dtype`).
     ema: a ``torch.optim.swa_utils.AveragedModel`` updated after every step, or None.
-    cpu_bf16: bfloat16 autocast on a CPU with native support (see :func:`autocast_dtype`).
-    lr_at: a function of no argument giving the learning rate of the next step (a schedule
-    per step), or None to leave the optimiser's rate alone.
-    channels_last: feed the images in channels-last memory format (the model should be too).
-    Returns {"loss": mean loss, "samples": images seen, "stopped_early": bool}.
-    Mixed precision on CUDA (:func:`autocast_dtype`); on the CPU float32 unless ``cpu_bf16``.
+    step: optimiser steps taken so far in the run.
     """
-    model.train()
-    amp_dtype = autocast_dtype(device, cpu_bf16)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    total, seen, stopped = 0.0, 0, False
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    device: torch.device
+    amp_dtype: torch.dtype | None = None
+    ema: torch.optim.swa_utils.AveragedModel | None = None
+    grad_clip: float = 1.0
+    channels_last: bool = False
+    step: int = 0
+
+
+def train_one_epoch(state: LoopState, loader, deadline: float | None = None, progress: bool = True,
+                    desc: str = "train") -> dict:
+    """One pass over ``loader`` of (images (N, 3, S, S), targets (N, 2) = (cos θ, sin θ), angles
+    in degrees), minimising the MSE between the outputs and the targets.
+
+    deadline: a ``time.monotonic()`` value after which the epoch stops early (under
+    ``torchrun`` every process stops at the same step). The loss is summed on the device and
+    read back only for the progress bar, so a GPU is never made to wait for the host.
+    Returns {"loss": mean loss, "samples": images seen, "stopped_early": bool}.
+    """
+    model = state.model.train()
+    total, seen, stopped = torch.zeros((), device=state.device), 0, False
     bar = tqdm(loader, desc=desc, leave=False, disable=not progress)
     for images, targets, _ in bar:
-        images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
-        if channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        if lr_at is not None:
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at() * group.get("lr_scale", 1.0)
-        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        images = images.to(state.device, non_blocking=True,
+                           memory_format=torch.channels_last if state.channels_last else torch.preserve_format)
+        targets = targets.to(state.device, non_blocking=True)
+        with torch.autocast(state.device.type, dtype=state.amp_dtype or torch.float32,
+                            enabled=state.amp_dtype is not None):
             outputs = model(images)
         loss = nn.functional.mse_loss(outputs.float(), targets)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.unscale_(optimizer)
-        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
-        if ema is not None:
-            ema.update_parameters(model)
-        total += loss.item() * len(images)
+        state.optimizer.zero_grad(set_to_none=True)
+        state.scaler.scale(loss).backward()
+        state.scaler.unscale_(state.optimizer)
+        nn.utils.clip_grad_norm_(model.parameters(), state.grad_clip)
+        state.scaler.step(state.optimizer)
+        state.scaler.update()
+        state.scheduler.step()
+        if state.ema is not None:
+            state.ema.update_parameters(_unwrap(model))
+        state.step += 1
+        total += loss.detach() * len(images)
         seen += len(images)
-        bar.set_postfix(loss=f"{total / seen:.4f}")
-        if deadline is not None and time.monotonic() > deadline:
+        if progress and state.step % 10 == 0:
+            bar.set_postfix(loss=f"{total.item() / seen:.4f}")
+        if deadline is not None and distributed.any_rank(time.monotonic() > deadline, state.device):
             stopped = True
             break
-    return {"loss": total / max(seen, 1), "samples": seen, "stopped_early": stopped}
+    return {"loss": total.item() / max(seen, 1), "samples": seen, "stopped_early": stopped}
 
 
-def fit(model, train_loader, val_loader, profile, out_dir, device=None, overwrite: bool = False,
-        progress: bool = True, extra_metadata: dict | None = None) -> dict:
-    """Train with the profile's recipe, keep the best model by validation MAE, write files.
+def lr_factor(step: int, profile, steps_per_epoch: int, elapsed_s: float | None = None) -> float:
+    """The learning rate of step ``step`` (0-based) as a multiple of the profile's ``lr``.
 
-    model: outputs (N, 2) read as (cos θ, sin θ). train_loader / val_loader: yield
-    (images, targets (N, 2), angles in degrees (N,)). profile: a
-    :class:`rotation_utils.profiles.Profile` (epochs, lr, weight decay, step schedule,
-    patience, gradient clipping, time budget in seconds). out_dir: gets ``best.pt`` (best
-    validation MAE), ``last.pt`` and ``training_summary.json``.
-    Returns the summary dict (also written as JSON): history per epoch, best epoch,
-    validation metrics of the best model (degrees), training time in seconds.
-    The learning rate follows the profile's ``lr_schedule``: ``"step"`` (StepLR, the
-    reference's) or ``"cosine"`` (to zero at the end of the time budget, or of the epochs),
-    the cosine one after a linear warm-up of ``warmup_steps`` steps; the backbone learns at
-    ``lr × backbone_lr_factor``, the head at ``lr``. The time budget counts training only:
-    the clock stops while the model is validated. With ``profile.tta`` the validation averages
-    over the four 90° turns of each input (:func:`rotation_utils.evaluation.predict`).
-    Raises :class:`rotation_utils.models.CheckpointExistsError` before training if
-    ``out_dir/best.pt`` exists and ``overwrite`` is False, ValueError for an unknown schedule.
+    ``lr_schedule == "step"``: × ``lr_gamma`` every ``lr_step_epochs`` epochs (StepLR, the
+    reference's). ``"cosine"``: ``½(1 + cos(π·p))`` (Loshchilov & Hutter 2017, one cycle with
+    no restart) where p is the share of the run done: of the profile's epochs, counted in
+    steps, or — when the profile has a time budget and ``elapsed_s`` (seconds of training so
+    far) is given — of the budget when that share is larger, so the rate reaches zero when
+    time is up, however fast the machine; the first ``warmup_steps`` steps rise linearly,
+    ``(step + 1) / warmup_steps``. Without a time budget it is a plain function of the step,
+    which is what makes a resumed run exact.
     """
+    if profile.lr_schedule == "step":
+        return profile.lr_gamma ** (step // max(1, profile.lr_step_epochs * steps_per_epoch))
+    done = step / max(1, profile.epochs * steps_per_epoch)
+    if profile.time_budget_s and elapsed_s is not None:
+        done = max(done, elapsed_s / profile.time_budget_s)
+    warm = min(1.0, (step + 1) / profile.warmup_steps) if profile.warmup_steps > 0 else 1.0
+    return warm * 0.5 * (1.0 + math.cos(math.pi * min(1.0, max(0.0, done))))
+
+
+def _check_profile(profile) -> None:
     if profile.lr_schedule not in ("step", "cosine"):
         raise ValueError(f"lr_schedule must be 'step' or 'cosine', got {profile.lr_schedule!r}")
     if profile.warmup_steps and profile.lr_schedule != "cosine":
         raise ValueError("warmup_steps needs lr_schedule='cosine'")
+    if not isinstance(profile.epochs, int) or profile.epochs < 1:
+        raise ValueError(f"epochs must be a whole number ≥ 1, got {profile.epochs!r}")
+    if profile.time_budget_s is not None and not profile.time_budget_s > 0:
+        raise ValueError(f"the time budget must be a positive number of seconds, got {profile.time_budget_s!r}")
+
+
+def _validate(model, val_loader, device, profile) -> dict:
+    """Validation metrics of ``model`` over ``val_loader``; under ``torchrun`` each process
+    predicts every world_size-th batch and the errors of all are gathered, so every process
+    gets the metrics of the whole validation set."""
+    ctx = distributed.context()
+    loader = val_loader
+    if ctx.enabled:
+        from torch.utils.data import DataLoader, Subset
+
+        share = list(range(ctx.rank, len(val_loader.dataset), ctx.world_size))
+        loader = DataLoader(Subset(val_loader.dataset, share), batch_size=val_loader.batch_size,
+                            num_workers=val_loader.num_workers)
+    result = predict(model, loader, device, progress=False, cpu_bf16=profile.cpu_bf16, tta=profile.tta)
+    parts = distributed.all_gather_objects((result["error_deg"], result["loss"] * len(result["error_deg"])))
+    errors = np.concatenate([part[0] for part in parts])
+    return {"loss": sum(part[1] for part in parts) / max(len(errors), 1),
+            "summary": angles.summarize_errors(errors)}
+
+
+def photos_digest(paths) -> str:
+    """A short fingerprint of a list of photos (their file names, sorted), so that a resumed
+    run can check it trains on the same photos; moving the folder does not change it."""
+    import hashlib
+
+    names = "\n".join(sorted(Path(p).name for p in paths))
+    return hashlib.sha256(names.encode()).hexdigest()[:16]
+
+
+def fit(model, train_loader, val_loader, profile, out_dir, device=None, overwrite: bool = False,
+        progress: bool = True, extra_metadata: dict | None = None, resume: bool = False) -> dict:
+    """Train with the profile's recipe, keep the best model by validation MAE, write files.
+
+    model: outputs (N, 2) read as (cos θ, sin θ). train_loader / val_loader: yield
+    (images, targets (N, 2), angles in degrees (N,)). profile: a
+    :class:`rotation_utils.profiles.Profile` (epochs, lr, weight decay, schedule, patience,
+    gradient clipping, time budget in seconds). out_dir: gets ``best.pt`` (best validation
+    MAE), ``last.pt`` (after every epoch: the state to resume from, see
+    :mod:`rotation_utils.resume`) and ``training_summary.json``.
+    resume: go on from ``out_dir/last.pt`` (same recipe and photos; more epochs allowed).
+    Returns the summary dict (also written as JSON): history per epoch, best epoch,
+    validation metrics of the best model (degrees), training time in seconds, world size.
+    The learning rate follows :func:`lr_factor` step by step; the backbone learns at
+    ``lr × backbone_lr_factor``, the head at ``lr``. The time budget counts training only:
+    the clock stops while the model is validated. With ``profile.tta`` the validation averages
+    over the four 90° turns of each input (:func:`rotation_utils.evaluation.predict`). Under
+    ``torchrun`` (:mod:`rotation_utils.distributed`) the model is wrapped in
+    ``DistributedDataParallel``, and only rank 0 prints and writes files.
+    Raises :class:`rotation_utils.models.CheckpointExistsError` before training if
+    ``out_dir/best.pt`` exists, ``overwrite`` is False and this is not a resume; ValueError for
+    an unknown schedule, ``epochs`` < 1, or a resume under another recipe (the differences
+    listed); FileNotFoundError for a resume with no ``last.pt``.
+    """
+    _check_profile(profile)
     out_dir = Path(out_dir)
     best_path = out_dir / "best.pt"
-    if best_path.exists() and not overwrite:
+    metadata = {"image_size": profile.image_size, "num_outputs": 2, "profile": profile.to_dict(),
+                "backbone": _backbone_or_none(model), "width": _resnet_width(model, profile.width),
+                "train_border": getattr(train_loader, "border", getattr(train_loader.dataset, "border", None)), **(extra_metadata or {})}
+    saved = None
+    if resume:
+        saved = load_training_state(out_dir)
+        check_resumable(saved["metadata"], profile.to_dict(),
+                        {k: metadata[k] for k in ("backbone", "num_outputs", "width", "photos_digest",
+                                                  "split_seed", "head") if k in metadata})
+    elif best_path.exists() and not overwrite:
         raise CheckpointExistsError(f"{best_path.name} already exists in that run folder; pass "
-                                    "overwrite=True (or --overwrite) or choose another folder")
-    out_dir.mkdir(parents=True, exist_ok=True)
+                                    "overwrite=True (or --overwrite), resume it, or choose another folder")
+    ctx = distributed.init(device)
+    is_main = ctx.is_main
+    if is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
     device = torch.device(device) if device is not None else default_device()
+    if device.type == "cuda" and ctx.enabled:
+        device = torch.device("cuda", ctx.local_rank)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
     model = model.to(device)
     if profile.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, profile)
-    scheduler = (torch.optim.lr_scheduler.StepLR(optimizer, step_size=profile.lr_step_epochs,
-                                                 gamma=profile.lr_gamma)
-                 if profile.lr_schedule == "step" else None)
+    steps_per_epoch = len(train_loader)
+    start = time.monotonic()
+    clock = {"paused": 0.0, "before": 0.0}  # validation time (not counted) and a resumed run's past
+
+    def training_seconds() -> float:
+        return clock["before"] + time.monotonic() - start - clock["paused"]
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, profile, steps_per_epoch, training_seconds()))
+    amp_dtype = autocast_dtype(device, profile.cpu_bf16)
     # An exponential moving average of the weights smooths the noise of short, small-batch
     # training (Polyak & Juditsky 1992); validation and checkpoints then use the average.
     ema = (torch.optim.swa_utils.AveragedModel(
         model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(profile.ema_decay), use_buffers=True)
         if profile.ema_decay else None)
+    state = LoopState(model, optimizer, scheduler, torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16),
+                      device, amp_dtype, ema, profile.grad_clip, profile.channels_last)
     evaluated = ema.module if ema is not None else model
-    start = time.monotonic()
-    paused = {"seconds": 0.0}  # time spent validating, not counted in the budget
-
-    def training_seconds() -> float:
-        return time.monotonic() - start - paused["seconds"]
-
-    lr_at = (_cosine_lr(profile, start, len(train_loader), paused=lambda: paused["seconds"])
-             if scheduler is None else None)
-    history, best_mae, best_epoch, waited, best_val = [], math.inf, 0, 0, None
-    metadata = {"image_size": profile.image_size, "num_outputs": 2, "profile": profile.to_dict(),
-                "backbone": _backbone_or_none(model), "width": _resnet_width(model, profile.width),
-                "train_border": getattr(train_loader.dataset, "border", None), **(extra_metadata or {})}
-
-    for epoch in range(1, profile.epochs + 1):
+    history, best_mae, best_epoch, waited, best_val, first_epoch = [], math.inf, 0, 0, None, 1
+    if saved is not None:
+        first_epoch, best_mae, best_epoch, waited, best_val, history = _restore(
+            saved["training_state"], state, train_loader, ctx, clock)
+        if is_main and progress:
+            print(f"resuming {out_dir.name} after epoch {first_epoch - 1} (step {state.step}, best validation "
+                  f"MAE {best_mae:.2f}° at epoch {best_epoch})")
+    if ctx.enabled:
+        state.model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    sampler = getattr(train_loader, "sampler", None)
+    stop_reason = f"all {profile.epochs} epochs done"
+    for epoch in range(first_epoch, profile.epochs + 1):
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
         epoch_start = time.monotonic()
         deadline = (epoch_start + profile.time_budget_s - training_seconds()) if profile.time_budget_s else None
-        stats = train_one_epoch(model, train_loader, optimizer, device, profile.grad_clip,
-                                deadline, progress, desc=f"epoch {epoch}/{profile.epochs}", ema=ema,
-                                cpu_bf16=profile.cpu_bf16, lr_at=lr_at, channels_last=profile.channels_last)
-        val_start = time.monotonic()
-        val = evaluate_loader(evaluated, val_loader, device, progress=False, cpu_bf16=profile.cpu_bf16,
-                              tta=profile.tta)
-        paused["seconds"] += time.monotonic() - val_start
-        if scheduler is not None:
-            scheduler.step()
-        row = {"epoch": epoch, "train_loss": stats["loss"], "val_loss": val["loss"],
+        stats = train_one_epoch(state, train_loader, deadline, progress and is_main,
+                                desc=f"epoch {epoch}/{profile.epochs}")
+        trained_s, val_start = training_seconds(), time.monotonic()
+        distributed.broadcast_buffers(evaluated)  # one model for all: rank 0's running statistics
+        val = _validate(evaluated, val_loader, device, profile)
+        loss = distributed.all_reduce_sum(torch.tensor([stats["loss"] * stats["samples"], stats["samples"]],
+                                                       dtype=torch.float64, device=device))
+        row = {"epoch": epoch, "train_loss": float(loss[0] / max(float(loss[1]), 1.0)), "val_loss": val["loss"],
                "val_mae_deg": val["summary"]["mae_deg"], "val_median_deg": val["summary"]["median_deg"],
-               "lr": optimizer.param_groups[0]["lr"], "seconds": time.monotonic() - epoch_start}
+               "lr": optimizer.param_groups[-1]["lr"], "seconds": time.monotonic() - epoch_start}
         history.append(row)
         if row["val_mae_deg"] < best_mae:
             best_mae, best_epoch, waited, best_val = row["val_mae_deg"], epoch, 0, val["summary"]
-            save_checkpoint(best_path, evaluated, {**metadata, "epoch": epoch, "val_mae_deg": best_mae,
-                                               "val": val["summary"]}, overwrite=True)
+            if is_main:
+                save_checkpoint(best_path, evaluated, {**metadata, "epoch": epoch, "val_mae_deg": best_mae,
+                                                       "val": val["summary"]}, overwrite=True)
         else:
             waited += 1
-        if progress:
+        rngs = distributed.all_gather_objects(rng_state(getattr(train_loader, "generator", None)))
+        if is_main:
+            save_checkpoint(out_dir / LAST_CHECKPOINT, evaluated,
+                            {**metadata, "epoch": epoch, "val_mae_deg": row["val_mae_deg"]}, overwrite=True,
+                            training_state=_loop_snapshot(state, epoch, best_mae, best_epoch, waited, best_val,
+                                                          history, trained_s,
+                                                          clock["paused"] + clock.get("paused_before", 0.0) + time.monotonic() - val_start,
+                                                          rngs, ctx))
+        clock["paused"] += time.monotonic() - val_start  # validating and saving do not count as training
+        if progress and is_main:
             print(f"epoch {epoch:3d}  train loss {row['train_loss']:.4f}  val loss {row['val_loss']:.4f}"
                   f"  val MAE {row['val_mae_deg']:6.2f}°  median {row['val_median_deg']:6.2f}°"
                   f"  {row['seconds']:5.1f} s")
@@ -195,29 +318,74 @@ def fit(model, train_loader, val_loader, profile, out_dir, device=None, overwrit
         if waited >= profile.patience:
             stop_reason = f"early stopping: no better validation MAE for {profile.patience} epochs"
             break
-    else:
-        stop_reason = f"all {profile.epochs} epochs done"
-
-    save_checkpoint(out_dir / "last.pt", evaluated, {**metadata, "epoch": history[-1]["epoch"],
-                                                 "val_mae_deg": history[-1]["val_mae_deg"]},
-                    overwrite=True, optimizer_state=optimizer.state_dict())
     summary = {
         "best_epoch": best_epoch,
         "stop_reason": stop_reason,
         "train_seconds": training_seconds(),
-        "val_seconds": paused["seconds"],
+        "val_seconds": clock["paused"] + clock.get("paused_before", 0.0),
         "device": str(device),
+        "world_size": ctx.world_size,
         "batch_size": getattr(train_loader, "batch_size", None),
         "train_samples_per_epoch": len(train_loader.dataset),
         "val_samples": len(val_loader.dataset),
         "val": best_val,
         "history": history,
+        "resumed": saved is not None,
         **metadata,
     }
-    (out_dir / "training_summary.json").write_text(json.dumps(summary, indent=2))
+    if is_main:
+        (out_dir / "training_summary.json").write_text(json.dumps(summary, indent=2))
+    distributed.barrier()
     return summary
 
 
+def _loop_snapshot(state: LoopState, epoch, best_mae, best_epoch, waited, best_val, history, seconds,
+                   val_seconds, rngs, ctx) -> dict:
+    """The ``training_state`` of ``last.pt`` (see :mod:`rotation_utils.resume`)."""
+    def cpu(tree):
+        if isinstance(tree, torch.Tensor):
+            return tree.detach().cpu()
+        if isinstance(tree, dict):
+            return {k: cpu(v) for k, v in tree.items()}
+        if isinstance(tree, (list, tuple)):
+            return type(tree)(cpu(v) for v in tree)
+        return tree
+
+    return {
+        "model": cpu(_unwrap(state.model).state_dict()),
+        "ema": cpu(state.ema.state_dict()) if state.ema is not None else None,
+        "optimizer": cpu(state.optimizer.state_dict()),
+        "scheduler": {k: v for k, v in state.scheduler.state_dict().items() if k != "lr_lambdas"},
+        "scaler": state.scaler.state_dict(),
+        "rng": rngs, "world_size": ctx.world_size,
+        "epoch": epoch, "step": state.step, "best_mae_deg": best_mae, "best_epoch": best_epoch,
+        "epochs_without_improvement": waited, "best_val": best_val, "history": history,
+        "train_seconds": seconds, "val_seconds": val_seconds,
+    }
+
+
+def _restore(saved: dict, state: LoopState, train_loader, ctx, clock):
+    """Put a :func:`_loop_snapshot` back into ``state``; returns the loop's counters."""
+    _unwrap(state.model).load_state_dict(saved["model"])
+    if state.ema is not None:
+        if saved.get("ema") is None:
+            raise ValueError("cannot resume: the saved run kept no EMA of its weights")
+        state.ema.load_state_dict(saved["ema"])
+    state.optimizer.load_state_dict(saved["optimizer"])
+    state.scheduler.load_state_dict({**saved["scheduler"], "lr_lambdas": [None] * len(state.optimizer.param_groups)})
+    state.scaler.load_state_dict(saved["scaler"])
+    state.step = int(saved["step"])
+    rngs = saved.get("rng") or []
+    if len(rngs) == ctx.world_size:
+        set_rng_state(rngs[ctx.rank], getattr(train_loader, "generator", None))
+    elif ctx.is_main:
+        print(f"the run was saved by {len(rngs)} process(es), resumed by {ctx.world_size}: it goes on "
+              "with fresh random numbers")
+    clock["before"] = float(saved.get("train_seconds", 0.0))
+    clock["paused_before"] = float(saved.get("val_seconds", 0.0))  # of the runs before this one
+    best = saved.get("best_mae_deg")
+    return (int(saved["epoch"]) + 1, math.inf if best is None else float(best), int(saved["best_epoch"]),
+            int(saved["epochs_without_improvement"]), saved.get("best_val"), list(saved.get("history", [])))
 
 
 def make_optimizer(model: nn.Module, profile) -> torch.optim.Optimizer:
@@ -241,33 +409,6 @@ def make_optimizer(model: nn.Module, profile) -> torch.optim.Optimizer:
     return optimizer_class(groups, lr=profile.lr, weight_decay=profile.weight_decay)
 
 
-def _warmup_factor(profile, step: int) -> float:
-    """Linear warm-up: (step + 1) / warmup_steps for the first ``warmup_steps`` steps, then 1."""
-    warmup = profile.warmup_steps
-    return min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
-
-
-def _cosine_lr(profile, start: float, steps_per_epoch: int, paused=lambda: 0.0):
-    """The learning rate of a cosine schedule (Loshchilov & Hutter 2017, SGDR, one cycle with
-    no restart): ``lr · ½(1 + cos(π·p))`` where p is the share of the run already done: of
-    the profile's epochs, counted in steps, or of the time budget when that share is larger
-    (so the rate reaches zero when time is up, however fast or slow the machine). ``paused()``
-    gives the seconds since ``start`` that do not count (validation). The first
-    ``warmup_steps`` steps rise linearly to the rate instead."""
-    steps = {"done": 0}
-    total_steps = max(1, profile.epochs * steps_per_epoch)
-
-    def lr_at() -> float:
-        done = steps["done"] / total_steps
-        if profile.time_budget_s:
-            done = max(done, (time.monotonic() - start - paused()) / profile.time_budget_s)
-        warm = _warmup_factor(profile, steps["done"])
-        steps["done"] += 1
-        return warm * profile.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, max(0.0, done))))
-
-    return lr_at
-
-
 def _backbone_or_none(model) -> str | None:
     """The backbone's name for :func:`models.load_checkpoint`, None for another kind of model."""
     from .models import backbone_name
@@ -285,82 +426,18 @@ def _resnet_width(model, default: int) -> int:
     return int(conv1.out_channels) if isinstance(conv1, nn.Conv2d) else int(default)
 
 
-def photo_cache_side(profile) -> int | None:
-    """Short side, pixels, at which photos are cached in memory (None: no cache, workers read
-    the files). 1.5× the input side keeps the network's full resolution in the largest square
-    inside a photo rotated by 45°, at half the cost of rotating a 2× copy."""
-    return int(round(1.5 * profile.image_size)) if profile.num_workers == 0 else None
-
-
-def _train_loader(train_paths, profile, border: str = "crop", seed: int = 0):
-    """Photos rotated on the fly with fresh angles each epoch; on a CPU with no workers the
-    photos are decoded once and cached at 1.5× the input size."""
-    from torch.utils.data import DataLoader
-
-    from .datasets import OnTheFlyRotationDataset
-
-    cache = photo_cache_side(profile)
-    train_set = OnTheFlyRotationDataset(train_paths, profile.image_size, border=border,
-                                        repeats=profile.train_repeats, hflip=profile.hflip,
-                                        cache_short_side=cache, min_scale=profile.min_scale)
-    batch_size = profile.batch_size or 64
-    return DataLoader(train_set, batch_size=batch_size, shuffle=True, drop_last=len(train_set) > batch_size,
-                      num_workers=profile.num_workers, generator=torch.Generator().manual_seed(seed),
-                      persistent_workers=profile.num_workers > 0)
-
-
-def make_loaders(train_paths, val_paths, profile, val_rotations: int = VAL_ROTATIONS, seed: int = 0,
-                 border: str = "crop"):
-    """DataLoaders of the course: photos rotated on the fly with fresh angles each epoch for
-    training, and each validation photo rotated by ``val_rotations`` seeded angles with the
-    ``crop`` border (no border pixels remain) for validation — the protocol of
-    ``rotation-course evaluate`` (:func:`rotation_utils.evaluation.evaluate_folder`).
-
-    train_paths / val_paths: photo files (split by photo, never by rotated copy).
-    profile: image size, batch size, repeats, flips and workers come from it; on a CPU with
-    ``num_workers == 0`` the photos are decoded once and cached at 1.5× the input size.
-    border: the training border strategy (validation always uses ``crop``).
-    Returns (train_loader, val_loader). Raises ValueError if a photo is on both sides.
-    """
-    overlap = {str(Path(p).resolve()) for p in train_paths} & {str(Path(p).resolve()) for p in val_paths}
-    if overlap:
-        raise ValueError(f"{len(overlap)} photo(s) are in both training and validation, "
-                         f"e.g. {sorted(overlap)[0]}: split by photo")
-    return _train_loader(train_paths, profile, border, seed), validation_loader(val_paths, profile,
-                                                                                val_rotations, seed)
-
-
-def validation_loader(val_paths, profile, val_rotations: int = VAL_ROTATIONS, seed: int = 0,
-                      image_size: int | None = None):
-    """The validation loader of :func:`make_loaders` alone: each photo of ``val_paths`` rotated by
-    ``val_rotations`` angles drawn from ``seed`` (degrees), border ``crop``, the centred square
-    resized to ``image_size`` pixels (default: the profile's; pass a checkpoint's own size).
-
-    Notebooks 05 and 06 measure a saved model with it. Its dataset is a
-    :class:`rotation_utils.datasets.FixedRotationDataset` (``paths``, ``samples``).
-    Raises ValueError for no photos or fewer than one rotation.
-    """
-    from torch.utils.data import DataLoader
-
-    from .datasets import FixedRotationDataset
-
-    size = image_size or profile.image_size
-    cache = photo_cache_side(dataclasses.replace(profile, image_size=size))
-    val_set = FixedRotationDataset(val_paths, size, rotations=val_rotations, seed=seed, border="crop",
-                                   cache_short_side=cache)
-    return DataLoader(val_set, batch_size=2 * (profile.batch_size or 64), shuffle=False,
-                      num_workers=profile.num_workers)
-
-
 def train_on_photos(paths, profile, out_dir, val_fraction: float | None = None, seed: int = 0,
-                    overwrite: bool = False, device=None, progress: bool = True) -> dict:
+                    overwrite: bool = False, device=None, progress: bool = True, resume: bool = False) -> dict:
     """Split photos by photo, build the model and loaders, and :func:`fit` — the command
-    line's ``rotation-course train`` in one call. The split is the course dataset's
-    (:func:`rotation_utils.datasets.split_photos`): the notebooks hold out the same photos.
+    line's ``rotation-course train`` in one call, with or without ``torchrun``. The split is
+    the course dataset's (:func:`rotation_utils.datasets.split_photos`): the notebooks hold out
+    the same photos.
 
     paths: photo files. val_fraction: share of photos held out (default: the profile's).
+    resume: go on from ``out_dir/last.pt`` (see :func:`fit`).
     Returns the training summary (see :func:`fit`), with ``weights`` ("imagenet" or "random").
-    Raises CheckpointExistsError (``best.pt`` exists, no overwrite), ValueError (too few photos).
+    Raises CheckpointExistsError (``best.pt`` exists, no overwrite, no resume), ValueError (too
+    few photos, a resume under another recipe or other photos).
     """
     from .datasets import split_photos
     from .models import regressor_for_profile
@@ -368,38 +445,30 @@ def train_on_photos(paths, profile, out_dir, val_fraction: float | None = None, 
     paths = [Path(p) for p in paths]
     if len(paths) < 2:
         raise ValueError("training needs at least 2 photos (one for validation)")
-    if (Path(out_dir) / "best.pt").exists() and not overwrite:
-        raise CheckpointExistsError(f"{Path(out_dir).name}/best.pt already exists; pass --overwrite "
-                                    "or choose another --out folder")
+    _check_profile(profile)
+    if (Path(out_dir) / "best.pt").exists() and not (overwrite or resume):
+        raise CheckpointExistsError(f"{Path(out_dir).name}/best.pt already exists; pass --overwrite, "
+                                    "--resume, or choose another --out folder")
+    saved = load_training_state(out_dir)["metadata"] if resume else None  # a bad last.pt fails first
+    ctx = distributed.init(device)
     train_paths, val_paths = split_photos(paths, val_fraction or profile.val_fraction, seed)
     device = torch.device(device) if device is not None else default_device()
-    model, weights = regressor_for_profile(profile)  # always says which weights it starts from
+    if saved is None:
+        model, weights = regressor_for_profile(profile, verbose=ctx.is_main)  # always says which weights
+    else:  # the saved weights replace the start ones: no need to fetch ImageNet weights again
+        model, _ = regressor_for_profile(replace(profile, weights="random"), verbose=False)
+        weights = {k: saved.get(k) for k in ("weights", "weights_source")}
     if profile.batch_size is None:
-        from dataclasses import replace
         profile = replace(profile, batch_size=probe_batch_size(model, profile.image_size, device))
-    train_loader, val_loader = make_loaders(train_paths, val_paths, profile, seed=seed)
-    if progress:
+    train_loader, val_loader = make_loaders(train_paths, val_paths, profile, seed=seed, device=device)
+    if progress and ctx.is_main:
+        processes = f", {ctx.world_size} processes ({ctx.backend})" if ctx.enabled else ""
         print(f"training on {len(train_paths)} photos, validating on {len(val_paths)} "
-              f"({len(val_loader.dataset)} rotated samples), {device}, batch {profile.batch_size}")
+              f"({len(val_loader.dataset)} rotated samples), {device}, batch {profile.batch_size}{processes}")
     return fit(model, train_loader, val_loader, profile, out_dir, device=device, overwrite=overwrite,
-               progress=progress, extra_metadata={**weights, "n_train_photos": len(train_paths),
-                                                  "n_val_photos": len(val_paths), "split_seed": seed})
-
-
-def course_loaders(profile, dataset, seed: int = 0):
-    """The loaders of notebook 04 from the course's FiftyOne dataset: the *photos* tagged
-    ``train`` rotated on the fly (fresh angles each epoch, the profile's border), and the
-    photos tagged ``val``, each rotated by :data:`VAL_ROTATIONS` seeded angles with the
-    ``crop`` border — the same protocol as ``rotation-course evaluate`` on those photos.
-
-    Returns (train_loader, val_loader, train_photo_paths). The validation dataset's
-    ``paths`` are the validation photos, sorted.
-    """
-    train_paths = sorted(set(dataset.match_tags("train").values("source_filepath")))
-    val_paths = sorted(set(dataset.match_tags("val").values("source_filepath")))
-    border = profile.border if profile.border != "alpha_mask" else "crop"
-    train_loader, val_loader = make_loaders(train_paths, val_paths, profile, seed=seed, border=border)
-    return train_loader, val_loader, train_paths
+               progress=progress, resume=resume,
+               extra_metadata={**weights, "n_train_photos": len(train_paths), "n_val_photos": len(val_paths),
+                               "split_seed": seed, "photos_digest": photos_digest(train_paths)})
 
 
 def ensure_course_checkpoint(profile, photos=None, out_dir=None, progress: bool = False) -> Path:

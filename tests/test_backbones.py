@@ -284,11 +284,9 @@ def test_optimizer_has_a_head_group_and_a_backbone_group():
 
 def test_warmup_rises_linearly_then_follows_the_cosine():
     profile = get_profile("quick", epochs=1, lr=0.01, time_budget_s=None, warmup_steps=4)
-    lr_at = training._cosine_lr(profile, start=0.0, steps_per_epoch=100)
-    rates = [lr_at() for _ in range(6)]
-    assert rates[:4] == pytest.approx([0.01 * k / 4 * 0.5 * (1 + np.cos(np.pi * (k - 1) / 100))
-                                       for k in range(1, 5)])
-    assert rates[4] == pytest.approx(0.01 * 0.5 * (1 + np.cos(np.pi * 4 / 100)))
+    rates = [training.lr_factor(step, profile, steps_per_epoch=100) for step in range(6)]
+    assert rates[:4] == pytest.approx([k / 4 * 0.5 * (1 + np.cos(np.pi * (k - 1) / 100)) for k in range(1, 5)])
+    assert rates[4] == pytest.approx(0.5 * (1 + np.cos(np.pi * 4 / 100)))
 
 
 def test_warmup_with_the_step_schedule_is_refused(tmp_path):
@@ -369,5 +367,11 @@ def test_make_reference_script_halves_and_measures_on_the_held_out_photos(tmp_pa
     assert held_out["photos"] == len(val_photos) == 3
     assert held_out["one_pass"]["n"] == held_out["four_turns"]["n"] == 3 * 6
     assert models.load_checkpoint(tmp_path / "ref" / "reference.pt", verbose=False)[1]["precision"] == "float16"
+    from rotation_utils import reference
+    train_photos = [p for p in photos if p not in val_photos]
+    assert len(reference.trained_on(tmp_path / "ref")) == len(train_photos) == 7
+    copy = tmp_path / "renamed.png"
+    copy.write_bytes(train_photos[0].read_bytes())  # the same photo under another name is recognised
+    assert reference.unseen_by_reference(photos + [copy], tmp_path / "ref") == val_photos
     with pytest.raises(SystemExit, match="refusing to overwrite"):
         module.main([str(run), str(tmp_path / "ref"), "--images", str(tmp_path / "photos")])

@@ -323,16 +323,38 @@ def test_make_loaders_rejects_the_same_photo_under_two_spellings(tmp_path, monke
         training.make_loaders([relative, paths[1]], [paths[0], paths[2]], tiny_profile())
 
 
+def tiny_loop_state(model, lr=1e-3):
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    return training.LoopState(model, optimizer, scheduler, torch.amp.GradScaler("cpu", enabled=False),
+                              torch.device("cpu"))
+
+
 def test_train_one_epoch_reduces_to_a_dict_and_respects_a_deadline(tmp_path):
     paths = make_photos(tmp_path, 4)
     train_loader, _ = training.make_loaders(paths[:3], paths[3:], tiny_profile(batch_size=1, train_repeats=2))
-    model = TinyRegressor()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    stats = training.train_one_epoch(model, train_loader, optimizer, torch.device("cpu"),
-                                     deadline=0.0, progress=False)  # long past
+    state = tiny_loop_state(TinyRegressor())
+    stats = training.train_one_epoch(state, train_loader, deadline=0.0, progress=False)  # long past
     assert stats["stopped_early"] is True
-    assert stats["samples"] == 1
+    assert stats["samples"] == 1 and state.step == 1
     assert np.isfinite(stats["loss"]) and stats["loss"] >= 0
+    stats = training.train_one_epoch(state, train_loader, progress=False)
+    assert stats["stopped_early"] is False and stats["samples"] == 6 and state.step == 7
+
+
+def test_train_one_epoch_steps_the_optimizer_and_the_schedule(tmp_path):
+    paths = make_photos(tmp_path, 4)
+    train_loader, _ = training.make_loaders(paths[:3], paths[3:], tiny_profile(batch_size=2, train_repeats=2))
+    model = TinyRegressor()
+    before = [p.detach().clone() for p in model.parameters()]
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 ** step)
+    state = training.LoopState(model, optimizer, scheduler, torch.amp.GradScaler("cpu", enabled=False),
+                               torch.device("cpu"))
+    training.train_one_epoch(state, train_loader, progress=False)
+    assert state.step == 3
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-2 * 0.5 ** 3)
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
 
 
 def test_fit_writes_checkpoints_and_summary(tmp_path):
@@ -374,7 +396,10 @@ def test_fit_writes_checkpoints_and_summary(tmp_path):
     assert best_meta["image_size"] == 32
     last = torch.load(out / "last.pt", weights_only=True)
     assert last["metadata"]["epoch"] == 2
-    assert "optimizer_state" in last
+    state = last["training_state"]
+    assert state["epoch"] == 2 and state["step"] == 2 * len(train_loader)
+    assert {"model", "ema", "optimizer", "scheduler", "scaler", "rng"} <= set(state)
+    assert summary["world_size"] == 1 and summary["resumed"] is False
     _, last_meta = load_checkpoint(out / "last.pt", verbose=False)
     assert last_meta["val_mae_deg"] == pytest.approx(history[-1]["val_mae_deg"])
 
@@ -494,25 +519,27 @@ def test_fit_records_the_width_and_load_checkpoint_rebuilds_it(tmp_path):
 
 
 def test_cosine_schedule_over_epochs_falls_from_lr_to_zero():
-    profile = tiny_profile(epochs=2, lr=0.01, lr_schedule="cosine")
-    lr_at = training._cosine_lr(profile, start=0.0, steps_per_epoch=5)
-    rates = [lr_at() for _ in range(10)]
-    assert rates[0] == pytest.approx(0.01)
-    assert rates[5] == pytest.approx(0.005)  # half-way: half the rate
+    profile = tiny_profile(epochs=2, lr=0.01, lr_schedule="cosine", time_budget_s=None)
+    rates = [training.lr_factor(step, profile, steps_per_epoch=5) for step in range(10)]
+    assert rates[0] == pytest.approx(1.0)
+    assert rates[5] == pytest.approx(0.5)  # half-way: half the rate
     assert all(a > b for a, b in zip(rates, rates[1:]))
-    assert rates[-1] == pytest.approx(0.01 * 0.5 * (1 + np.cos(np.pi * 0.9)))
+    assert rates[-1] == pytest.approx(0.5 * (1 + np.cos(np.pi * 0.9)))
 
 
-def test_cosine_schedule_over_a_time_budget_reaches_zero_when_time_is_up(monkeypatch):
-    profile = tiny_profile(lr=0.01, lr_schedule="cosine", time_budget_s=100.0)
-    clock = {"now": 1000.0}
-    monkeypatch.setattr(training.time, "monotonic", lambda: clock["now"])
-    lr_at = training._cosine_lr(profile, start=1000.0, steps_per_epoch=5)
-    assert lr_at() == pytest.approx(0.01)
-    clock["now"] = 1050.0
-    assert lr_at() == pytest.approx(0.005)
-    clock["now"] = 1200.0  # past the budget: stays at zero
-    assert lr_at() == pytest.approx(0.0)
+def test_cosine_schedule_over_a_time_budget_reaches_zero_when_time_is_up():
+    profile = tiny_profile(epochs=40, lr_schedule="cosine", time_budget_s=100.0)
+    assert training.lr_factor(0, profile, 5, elapsed_s=0.0) == pytest.approx(1.0)
+    assert training.lr_factor(1, profile, 5, elapsed_s=50.0) == pytest.approx(0.5)
+    assert training.lr_factor(2, profile, 5, elapsed_s=200.0) == pytest.approx(0.0)  # past the budget
+    # without the clock it is a plain function of the step
+    assert training.lr_factor(100, profile, 5) == pytest.approx(0.5)
+
+
+def test_step_schedule_per_step_is_the_reference_step_lr():
+    profile = tiny_profile(epochs=30, lr_schedule="step", lr_step_epochs=10, lr_gamma=0.1)
+    factors = [training.lr_factor(step, profile, steps_per_epoch=3) for step in range(0, 90, 3)]
+    assert factors == pytest.approx([1.0] * 10 + [0.1] * 10 + [0.01] * 10)
 
 
 def test_fit_with_the_cosine_schedule_lowers_the_rate_every_epoch(tmp_path):

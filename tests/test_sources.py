@@ -422,3 +422,54 @@ def test_photo_source_describe_names_the_source_and_skipped_files(tmp_path):
     assert "photos: 2 from folder x" in text
     assert "why: named by test" in text
     assert "skipped 1" in text and "broken.jpg" in text
+
+
+# --------------------------------------------------------------------------- parallel scan, COCO for full
+
+def test_scan_images_in_threads_gives_the_serial_answer_in_order(tmp_path, monkeypatch):
+    usable = write_usable_files(tmp_path / "good")
+    bad = write_bad_files(tmp_path / "bad")
+    paths = [p for pair in zip(list(usable.values()) * 2, list(bad.values()) * 2) for p in pair]
+    serial = scan_images(paths, verbose=False, workers=1)
+    threaded = scan_images(paths, verbose=False, workers=4)
+    assert threaded == serial
+    assert len(serial[0]) == len(paths) // 2 and len(serial[1]) == len(paths) // 2
+
+
+def test_scan_images_in_threads_still_refuses_decompression_bombs(tmp_path, monkeypatch):
+    big = make_photo(tmp_path / "big.png", size=(200, 200))
+    small = make_photo(tmp_path / "small.png", size=(64, 48))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 200 * 200 - 1)  # big: a warning-size bomb
+    good, skipped = scan_images([small, big] * 8, verbose=False, workers=4)
+    assert good == [small] * 8
+    assert [p for p, _ in skipped] == [big] * 8
+
+
+def coco_stand_in(folder: Path, calls: list):
+    def fake(split, max_samples=None, dataset_name=None):
+        calls.append((split, max_samples))
+        return [make_photo(folder / f"coco{i}.jpg", seed=i) for i in range(3)]
+    return fake
+
+
+def test_full_profile_asks_the_zoo_for_coco_train_photos(tmp_path, no_images_env, monkeypatch):
+    calls = []
+    monkeypatch.setattr(sources, "coco_zoo_photos", coco_stand_in(tmp_path, calls))
+    source = resolve_photos(profile=get_profile("full"), verbose=False)
+    assert calls == [("train", 30000)] and len(source.paths) == 3
+    assert "train" in source.name
+    resolve_photos(profile=get_profile("workshop"), verbose=False)
+    assert calls[-1] == ("validation", 3000)
+
+
+def test_full_profile_offline_is_a_clear_error_naming_the_folder_option(no_images_env, monkeypatch):
+    def offline(*args, **kwargs):
+        raise ConnectionError("no route to host")
+
+    monkeypatch.setattr(sources, "coco_zoo_photos", offline)
+    with pytest.raises(sources.PhotosUnavailableError, match="--images DIR") as err:
+        resolve_photos(profile=get_profile("full"), verbose=False)
+    assert "COCO-2017 train" in str(err.value) and "ConnectionError" in str(err.value)
+    # the workshop profile says so and falls back to the offline photos
+    source = resolve_photos(profile=get_profile("workshop"), verbose=False)
+    assert "could not be reached" in source.reason
