@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "then does not apply unless --time-budget is given too)")
     train.add_argument("--time-budget", type=float, metavar="SECONDS", help="override the time budget")
     train.add_argument("--max-photos", type=int, help="use at most this many photos")
+    train.add_argument("--compile", action="store_true", help="torch.compile the model for training (GPUs)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -87,6 +88,8 @@ def _train_profile(args):
         overrides["backbone"] = args.backbone
     if args.weights is not None:
         overrides["weights"] = args.weights
+    if args.compile:
+        overrides["compile"] = True
     if args.resume and args.profile is None:
         saved = resume.load_training_state(args.resume)["metadata"].get("profile")
         if not isinstance(saved, dict) or saved.get("name") not in profiles.PROFILES:

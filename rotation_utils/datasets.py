@@ -274,19 +274,43 @@ def _common_root(paths: list[Path]) -> Path:
     return Path(os.path.commonpath([str(p) for p in parents])) if parents else Path(".")
 
 
-def _unique_folder(folder: Path) -> Path:
-    """``folder`` if it is missing or empty, else the first free ``folder-2``, ``folder-3``…"""
-    candidate, k = folder, 1
+_BUILD_MARKER = ".rotation-course-build.json"
+
+
+def _build_folder(base: Path, name: str, settings: dict) -> tuple[Path, bool]:
+    """The folder for the rotated files of dataset ``name``: a folder holding an unfinished (or
+    earlier) build of the same name and settings is resumed (True); otherwise ``base`` when it
+    is missing or empty, else the first free ``base-2``, ``base-3``… (False). A non-empty folder
+    without this build's marker file is never written into."""
+    import json
+
+    candidate, k = base, 1
     while candidate.exists() and any(candidate.iterdir()):
+        marker = candidate / _BUILD_MARKER
+        if marker.is_file():
+            try:
+                recorded = json.loads(marker.read_text())
+            except ValueError:
+                recorded = None
+            if recorded == {"name": name, "settings": settings}:
+                return candidate, True
         k += 1
-        candidate = folder.with_name(f"{folder.name}-{k}")
-    return candidate
+        candidate = base.with_name(f"{base.name}-{k}")
+    return candidate, False
+
+
+def _save_atomically(image, out: Path) -> None:
+    """Write an image to a temporary name, then rename it: a file that exists is complete."""
+    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
+    image.save(tmp, quality=95) if out.suffix == ".jpg" else image.save(tmp)
+    os.replace(tmp, out)
 
 
 def build_rotated_dataset(name: str, photos, rotations_per_photo: int = 6, border: str = "reflect",
                           val_fraction: float = 0.1, seed: int = 0, images_dir=None,
                           max_side: int | None = None, progress: bool = True,
-                          progress_bar: bool = False):
+                          progress_bar: bool = False, train_rotations: bool = True,
+                          workers: int | None = None):
     """Write rotated copies of photos and record them in a persistent FiftyOne dataset.
 
     name: the FiftyOne dataset name (the reference uses ``coco-2017-rotated``).
@@ -296,20 +320,34 @@ def build_rotated_dataset(name: str, photos, rotations_per_photo: int = 6, borde
     border: one of ``rotation.BORDERS`` (``alpha_mask`` samples are stored as PNG with alpha).
     val_fraction: share of *photos* tagged ``val``; every copy of a photo gets its photo's tag.
     images_dir: where the rotated files go (default ``<data dir>/<name>``); an existing,
-    non-empty folder is never written into: a fresh ``-2``, ``-3``… folder is used instead.
+    non-empty folder is never written into (a fresh ``-2``, ``-3``… folder is used instead),
+    except one that holds an interrupted build of the same name and settings, which is resumed.
     max_side: shrink photos so their longer side is at most this many pixels before rotating.
     progress: print what was reused, created or skipped; progress_bar: a tqdm bar while rotating.
+    train_rotations: False keeps only what training reads (it rotates its photos afresh every
+    epoch): one sample per training photo, the upright photo itself (``angle_deg`` 0, field
+    ``rotated`` False, no file written), and the rotated copies of the validation photos only —
+    the ``workshop`` and ``full`` profiles' choice (30k photos × 6 would be 162k files).
+    workers: threads that rotate and write photos at the same time (default: the CPU count, at
+    most 8).
 
     Each sample has ``filepath``, ``angle_deg`` (float, degrees counter-clockwise in [0, 360)),
     ``source_id`` (the photo's path relative to the photos' common folder), ``source_filepath``,
     ``border`` and a ``train`` or ``val`` tag. The build settings go to ``dataset.info["build"]``.
+    Files are written under temporary names and renamed, and the dataset is created only once
+    every photo is done, so a build that is killed and run again ends with the same dataset
+    and no duplicate samples, without rotating again the photos already written.
 
     If a dataset called ``name`` exists, it is reused when it was built with the same settings
     and refused with :class:`DatasetExistsError` otherwise; it is never deleted or replaced.
     Photos that cannot be read are skipped with a message. Returns the FiftyOne dataset.
     Raises ValueError for a bad border, count or fraction, or when no photo can be read.
     """
+    import json
+    from concurrent.futures import ThreadPoolExecutor
+
     from PIL import Image
+    from tqdm.auto import tqdm
 
     fo = _import_fiftyone()
     if border not in BORDERS:
@@ -326,11 +364,13 @@ def build_rotated_dataset(name: str, photos, rotations_per_photo: int = 6, borde
                 "source_ids_sha256": hashlib.sha256("\n".join(source_ids).encode()).hexdigest()[:16],
                 "source_paths_sha256": hashlib.sha256("\n".join(p.resolve().as_posix() for p in paths)
                                                       .encode()).hexdigest()[:16]}
+    if not train_rotations:
+        settings["train_rotations"] = False  # only recorded when off: older datasets stay reusable
 
     if fo.dataset_exists(name):
         dataset = fo.load_dataset(name)
         built = dict(dataset.info.get("build", {}))
-        if {k: built.get(k) for k in settings} == settings:
+        if {k: built.get(k) for k in settings} == settings and built.get("train_rotations", True) == train_rotations:
             missing = [f for f in dataset.values("filepath") if not os.path.exists(f)]
             if missing:
                 reason = (f"the FiftyOne dataset {name!r} was built with these settings, but {len(missing)} "
@@ -350,46 +390,67 @@ def build_rotated_dataset(name: str, photos, rotations_per_photo: int = 6, borde
             f"fiftyone.delete_dataset({name!r}).", reason)
 
     split = split_by_source(source_ids, val_fraction, seed)
-    folder = _unique_folder(Path(images_dir) if images_dir else config.data_dir() / name)
+    folder, resumed = _build_folder(Path(images_dir) if images_dir else config.data_dir() / name, name, settings)
     folder.mkdir(parents=True, exist_ok=True)
+    if not resumed:
+        (folder / _BUILD_MARKER).write_text(json.dumps({"name": name, "settings": settings}))
     suffix = ".png" if border == "alpha_mask" else ".jpg"
-    samples, skipped = [], []
-    from tqdm.auto import tqdm
 
-    for path, source_id in tqdm(list(zip(paths, source_ids)), desc=f"rotating photos ({border})",
-                                leave=False, disable=not progress_bar):
+    def one_photo(job):
+        """The samples of one photo as dicts, its files written unless all are there; or the
+        reason it was skipped (a string)."""
+        path, source_id = job
+        tag = split[source_id]
+        common = {"tags": [tag], "source_id": source_id, "source_filepath": str(path.resolve()), "border": border}
+        if not train_rotations and tag == "train":
+            return [{**common, "filepath": str(path.resolve()), "angle_deg": 0.0, "rotated": False}], False
+        rng = np.random.default_rng(_stable_hash(f"{seed}:{source_id}"))
+        stem = source_id.rsplit(".", 1)[0].replace("/", "__")
+        outs = [folder / f"{stem}__r{k}{suffix}" for k in range(rotations_per_photo)]
+        photo_angles = rng.uniform(0.0, 360.0, size=rotations_per_photo)
+        extra = {} if train_rotations else {"rotated": True}
+        records = [{**common, **extra, "filepath": str(out), "angle_deg": float(angles.wrap_angle_deg(a))}
+                   for out, a in zip(outs, photo_angles)]
+        if all(out.is_file() for out in outs):
+            return records, True  # written by an earlier, interrupted build
         try:
             image = load_image(path)
         except (BadImageError, FileNotFoundError) as err:
-            skipped.append((path, str(err)))
-            continue
+            return str(err), False
         if max_side and max(image.size) > max_side:
             image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
-        rng = np.random.default_rng(_stable_hash(f"{seed}:{source_id}"))
-        stem = source_id.rsplit(".", 1)[0].replace("/", "__")
-        for k, angle_deg in enumerate(rng.uniform(0.0, 360.0, size=rotations_per_photo)):
-            rotated = rotate_image(image, float(angle_deg), border=border, rng=rng)
-            out = folder / f"{stem}__r{k}{suffix}"
-            rotated.save(out, quality=95) if suffix == ".jpg" else rotated.save(out)
-            samples.append(fo.Sample(filepath=str(out), tags=[split[source_id]],
-                                     angle_deg=float(angles.wrap_angle_deg(angle_deg)),
-                                     source_id=source_id, source_filepath=str(path.resolve()),
-                                     border=border))
+        for out, angle_deg in zip(outs, photo_angles):  # all of them again: the same rng, the same noise
+            _save_atomically(rotate_image(image, float(angle_deg), border=border, rng=rng), out)
+        return records, False
+
+    jobs = list(zip(paths, source_ids))
+    workers = workers or min(8, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(tqdm(pool.map(one_photo, jobs), total=len(jobs), desc=f"rotating photos ({border})",
+                            leave=False, disable=not progress_bar))
+    records, skipped, reused = [], [], 0
+    for (path, _), (result, was_there) in zip(jobs, results):
+        if isinstance(result, str):
+            skipped.append((path, result))
+            continue
+        records.extend(result)
+        reused += was_there
     for path, why in skipped:
         print(f"skipped {config.display_path(path)}: {why}")
-    if not samples:
+    if not records:
         raise ValueError("none of the photos could be read; nothing was created")
     dataset = fo.Dataset(name, persistent=True)
-    dataset.add_samples(samples, progress=False)
+    dataset.add_samples([fo.Sample(**record) for record in records], progress=False)
     dataset.info = {"build": settings,
                     "angle_convention": "angle_deg: degrees counter-clockwise in [0, 360)",
                     "split": "tags train/val assigned by source photo"}
     dataset.save()
     if progress:
         counts = dataset.count_sample_tags()
+        again = f"; {reused} photos' files were already there from an interrupted build" if reused else ""
         print(f"created the FiftyOne dataset {name!r}: {len(dataset)} samples "
               f"({counts.get('train', 0)} train, {counts.get('val', 0)} val) from "
-              f"{len(paths) - len(skipped)} photos, images in {config.display_path(folder)}")
+              f"{len(paths) - len(skipped)} photos, images in {config.display_path(folder)}{again}")
     return dataset
 
 
@@ -456,7 +517,8 @@ def course_dataset(profile, photos, progress: bool = True, max_tries: int = 20):
         try:
             return build_rotated_dataset(name, photos, rotations_per_photo=profile.rotations_per_photo,
                                          border=profile.border, val_fraction=profile.val_fraction, seed=0,
-                                         max_side=max_side, progress=progress)
+                                         max_side=max_side, progress=progress,
+                                         train_rotations=profile.store_train_rotations)
         except DatasetExistsError as err:
             if attempt >= max_tries:
                 raise

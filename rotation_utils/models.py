@@ -253,4 +253,9 @@ def half_precision_copy(source, target, overwrite: bool = False) -> Path:
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
-    return getattr(model, "module", model)
+    """The network inside DDP (``.module``), an EMA (``.module``) or ``torch.compile`` (``._orig_mod``)."""
+    while True:
+        inner = getattr(model, "_orig_mod", None) or getattr(model, "module", None)
+        if not isinstance(inner, nn.Module):
+            return model
+        model = inner

@@ -56,6 +56,8 @@ class Profile:
     coco_split: str = "validation"  # COCO-2017 split fetched through the FiftyOne zoo (no folder named)
     offline_fallback: bool = True  # no folder and no COCO: use the packaged photos (False: an error)
     batched_rotation: bool = False  # rotate whole batches on the training device (batched_rotation)
+    store_train_rotations: bool = True  # FiftyOne dataset: rotated copies of training photos too
+    compile: bool = False      # torch.compile the training step's model (GPUs: faster after a warm-up)
 
     @property
     def pretrained(self) -> bool:
@@ -85,7 +87,8 @@ PROFILES: dict[str, Profile] = {
         border="reflect", weights="imagenet", epochs=15, time_budget_s=None, batch_size=None,
         lr=1e-3, weight_decay=1e-4, lr_step_epochs=5, lr_gamma=0.5, patience=4,
         grad_clip=1.0, train_repeats=1, hflip=True, num_workers=8,
-        dataset_name="coco-2017-rotated-workshop", train_trainable="all", batched_rotation=True),
+        dataset_name="coco-2017-rotated-workshop", train_trainable="all", batched_rotation=True,
+        store_train_rotations=False),
     "full": Profile(
         name="full",
         description="the reference protocol: 30k COCO-2017 photos x 6 rotations, hours on a GPU",
@@ -94,7 +97,7 @@ PROFILES: dict[str, Profile] = {
         lr=1e-3, weight_decay=1e-4, lr_step_epochs=10, lr_gamma=0.1, patience=5,
         grad_clip=1.0, train_repeats=1, hflip=False, num_workers=8,
         dataset_name="coco-2017-rotated", train_trainable="all", coco_split="train", offline_fallback=False,
-        batched_rotation=True),
+        batched_rotation=True, store_train_rotations=False),
 }
 
 #: The quick profile's recipe with a longer clock: a laptop's CPU, ~20 minutes of training (it

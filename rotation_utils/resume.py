@@ -30,7 +30,7 @@ __all__ = ["LAST_CHECKPOINT", "RESUME_IGNORES", "rng_state", "set_rng_state", "l
 LAST_CHECKPOINT = "last.pt"
 
 #: Profile fields a resumed run may change: how long it goes on, not what it trains.
-RESUME_IGNORES = ("epochs", "time_budget_s", "patience", "description")
+RESUME_IGNORES = ("epochs", "time_budget_s", "patience", "description", "compile")
 
 
 def rng_state(loader_generator: torch.Generator | None = None) -> dict:

@@ -274,6 +274,8 @@ def fit(model, train_loader, val_loader, profile, out_dir, device=None, overwrit
     if ctx.enabled:
         state.model = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
+    if profile.compile:  # the training step only; validation and checkpoints use the plain module
+        state.model = torch.compile(state.model)
     sampler = getattr(train_loader, "sampler", None)
     stop_reason = f"all {profile.epochs} epochs done"
     for epoch in range(first_epoch, profile.epochs + 1):

@@ -518,3 +518,91 @@ def test_build_rotated_dataset_does_not_reuse_a_dataset_of_other_photos(tmp_path
     except DatasetExistsError:
         return  # refusing is correct
     assert set(again.values("source_filepath")) == {str(p.resolve()) for p in b}
+
+
+# --------------------------------------------------------------------------- resumable, parallel, lean builds
+
+def dataset_rows(dataset, root: Path):
+    """(file path relative to root or absolute, angle, tag, source id) of every sample, in order."""
+    rows = []
+    for sample in dataset.iter_samples():
+        path = Path(sample.filepath)
+        shown = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
+        rows.append((shown, round(sample.angle_deg, 6), tuple(sample.tags), sample.source_id))
+    return rows
+
+
+def test_a_killed_build_run_again_ends_with_the_same_dataset_and_no_duplicates(tmp_path, cleanup_datasets,
+                                                                                 monkeypatch):
+    photos = make_photos(tmp_path / "photos", 6)
+    settings = dict(rotations_per_photo=3, border="random_background", val_fraction=0.34, seed=0, progress=False,
+                    workers=1)
+    clean_name, name = unique_name("clean"), unique_name("killed")
+    cleanup_datasets.extend([clean_name, name])
+    clean = build_rotated_dataset(clean_name, photos, images_dir=tmp_path / "clean", **settings)
+
+    real_save, saved = datasets._save_atomically, []
+
+    def save_then_die(image, out):
+        if len(saved) == 7:  # two photos done, the third half-written
+            raise KeyboardInterrupt("killed")
+        real_save(image, out)
+        saved.append(out)
+
+    monkeypatch.setattr(datasets, "_save_atomically", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        build_rotated_dataset(name, photos, images_dir=tmp_path / "rotated", **settings)
+    assert not fo.dataset_exists(name), "no dataset until every photo is done"
+    assert not list((tmp_path / "rotated").glob(".*.tmp*")), "no half-written file left behind"
+    monkeypatch.setattr(datasets, "_save_atomically", lambda image, out: (saved.append(out), real_save(image, out)))
+    saved.clear()
+    dataset = build_rotated_dataset(name, photos, images_dir=tmp_path / "rotated", **settings)
+    assert len(saved) == 18 - 6, "the two photos written before the kill are not rotated again"
+    assert len(dataset) == 18 == len(set(dataset.values("filepath")))
+    assert dataset_rows(dataset, tmp_path / "rotated") == dataset_rows(clean, tmp_path / "clean")
+    for a, b in zip(sorted((tmp_path / "rotated").glob("*.jpg")), sorted((tmp_path / "clean").glob("*.jpg"))):
+        assert a.read_bytes() == b.read_bytes(), "the same pixels, the noise of random_background included"
+
+
+def test_another_build_never_resumes_into_a_folder_of_other_settings(tmp_path, cleanup_datasets):
+    photos = make_photos(tmp_path / "photos", 3)
+    first, second = unique_name("a"), unique_name("b")
+    cleanup_datasets.extend([first, second])
+    build_rotated_dataset(first, photos, rotations_per_photo=1, border="crop", images_dir=tmp_path / "rotated",
+                          progress=False)
+    other = build_rotated_dataset(second, photos, rotations_per_photo=2, border="crop",
+                                  images_dir=tmp_path / "rotated", progress=False)
+    assert {Path(p).parent for p in other.values("filepath")} == {tmp_path / "rotated-2"}
+
+
+def test_threads_build_the_same_dataset_as_one(tmp_path, cleanup_datasets):
+    photos = make_photos(tmp_path / "photos", 8)
+    one, many = unique_name("one"), unique_name("many")
+    cleanup_datasets.extend([one, many])
+    a = build_rotated_dataset(one, photos, rotations_per_photo=2, border="reflect", images_dir=tmp_path / "one",
+                              progress=False, workers=1)
+    b = build_rotated_dataset(many, photos, rotations_per_photo=2, border="reflect", images_dir=tmp_path / "many",
+                              progress=False, workers=4)
+    assert dataset_rows(a, tmp_path / "one") == dataset_rows(b, tmp_path / "many")
+
+
+def test_a_lean_build_keeps_the_validation_copies_and_the_training_photos(tmp_path, cleanup_datasets):
+    photos = make_photos(tmp_path / "photos", 9)
+    name = unique_name("lean")
+    cleanup_datasets.append(name)
+    dataset = build_rotated_dataset(name, photos, rotations_per_photo=6, border="reflect", val_fraction=0.34,
+                                    images_dir=tmp_path / "rotated", progress=False, train_rotations=False)
+    train, val = dataset.match_tags("train"), dataset.match_tags("val")
+    n_val_photos = len(set(val.values("source_id")))
+    assert len(val) == 6 * n_val_photos and len(train) == 9 - n_val_photos
+    assert set(train.values("filepath")) == set(train.values("source_filepath")), "the photos themselves"
+    assert set(train.values("angle_deg")) == {0.0} and set(train.values("rotated")) == {False}
+    assert set(val.values("rotated")) == {True}
+    assert len(list((tmp_path / "rotated").glob("*.jpg"))) == 6 * n_val_photos, "no file for training photos"
+    assert all(Path(p).read_bytes() for p in photos), "the photos are only referenced, never touched"
+    assert dataset.info["build"]["train_rotations"] is False
+    # the course's loaders read training photos from it as from a full build
+    from rotation_utils import training
+    profile = get_profile("quick", image_size=32, batch_size=4)
+    train_loader, val_loader, train_paths = training.course_loaders(profile, dataset)
+    assert len(train_paths) == 9 - n_val_photos and len(val_loader.dataset) == 6 * n_val_photos

@@ -213,3 +213,26 @@ def test_two_processes_with_gloo_train_one_epoch_and_the_checkpoint_evaluates(tm
     again = evaluation.evaluate_loader(model, training.validation_loader(val_paths, profile), device="cpu")
     assert again["summary"]["n"] == summary["val"]["n"]
     assert again["summary"]["mae_deg"] == pytest.approx(summary["val"]["mae_deg"], abs=1e-3)
+
+
+def test_compile_wraps_only_the_training_step_and_checkpoints_stay_plain(tmp_path, monkeypatch):
+    """``--compile``: the loop trains through torch.compile's wrapper (stood in for here: a real
+    compile on the CPU takes a minute), while best.pt and last.pt hold the plain network."""
+    calls = []
+
+    class Compiled(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self._orig_mod = inner
+
+        def forward(self, x):
+            calls.append(len(x))
+            return self._orig_mod(x)
+
+    monkeypatch.setattr(torch, "compile", lambda module, **kwargs: Compiled(module))
+    paths = photos(tmp_path / "photos", 5)
+    summary = train(paths, reference_profile(epochs=1, compile=True), tmp_path / "run")
+    assert calls and sum(calls) == summary["train_samples_per_epoch"] - summary["train_samples_per_epoch"] % 2
+    models.load_checkpoint(tmp_path / "run" / "best.pt", verbose=False)
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["training_state"]["model"]
+    assert not any(key.startswith("_orig_mod") for key in state)
