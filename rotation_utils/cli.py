@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .backbones import BACKBONES, WeightsUnavailableError
 from .evaluation import VAL_ROTATIONS
+from .heads import HEADS
 from .profiles import PROFILES
 
 __all__ = ["main", "build_parser"]
@@ -49,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "then does not apply unless --time-budget is given too)")
     train.add_argument("--time-budget", type=float, metavar="SECONDS", help="override the time budget")
     train.add_argument("--max-photos", type=int, help="use at most this many photos")
+    train.add_argument("--head", choices=list(HEADS),
+                       help="how the network answers (default: the profile's, cos_sin_mse; see notebook 07)")
+    train.add_argument("--bins", type=int, help="bins of the bins_expected head (default 72, of 5°)")
     train.add_argument("--compile", action="store_true", help="torch.compile the model for training (GPUs)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
@@ -65,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     evaluate.add_argument("--tta", action="store_true",
                           help="average each prediction over the four 90° turns of the input")
+    evaluate.add_argument("--head", choices=list(HEADS),
+                          help="the head the checkpoint must have (it is read from the checkpoint; a "
+                               "checkpoint of another head is refused)")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
@@ -90,6 +97,10 @@ def _train_profile(args):
         overrides["weights"] = args.weights
     if args.compile:
         overrides["compile"] = True
+    if args.head is not None:
+        overrides["head"] = args.head
+    if args.bins is not None:
+        overrides["bins"] = args.bins
     if args.resume and args.profile is None:
         saved = resume.load_training_state(args.resume)["metadata"].get("profile")
         if not isinstance(saved, dict) or saved.get("name") not in profiles.PROFILES:
@@ -128,6 +139,13 @@ def _train(args) -> int:
 
 def _evaluate(args) -> int:
     from .evaluation import evaluate_folder
+
+    if args.head is not None:
+        from .models import load_checkpoint
+
+        saved = load_checkpoint(args.checkpoint, verbose=False)[1].get("head", "cos_sin_mse")
+        if saved != args.head:
+            raise ValueError(f"{Path(args.checkpoint).name} has the {saved} head, not {args.head}")
 
     result = evaluate_folder(args.checkpoint, args.images, rotations=args.rotations, seed=args.seed,
                              border=args.border, batch_size=args.batch_size, device=args.device,

@@ -33,18 +33,21 @@ __all__ = [
 ]
 
 
-def turn_average(model, images: torch.Tensor) -> torch.Tensor:
-    """Test-time augmentation over the four 90° turns: the model's (cos θ, sin θ) outputs for
-    the input turned by 0°, 90°, 180° and 270° counter-clockwise, each turned back by its own
-    angle and averaged as vectors on the circle.
+def turn_average(model, images: torch.Tensor, head: str = "cos_sin_mse", bins: int = 72) -> torch.Tensor:
+    """Test-time augmentation over the four 90° turns: the head's answers as vectors on the
+    circle (:func:`rotation_utils.heads.resultant`; for the reference's head the (cos θ, sin θ)
+    outputs themselves) for the input turned by 0°, 90°, 180° and 270° counter-clockwise, each
+    turned back by its own angle and averaged.
 
     images: (N, 3, S, S) square inputs. Returns (N, 2). A turn by 90° adds exactly 90° to the
     true angle and needs no interpolation, so averaging cancels errors that depend on how the
     photo sits in the frame (RotNet-style turns; a circular mean of four answers).
     """
+    from .heads import resultant
+
     total = None
     for k in range(4):
-        out = model(torch.rot90(images, k, dims=(-2, -1))).float()
+        out = resultant(head, model(torch.rot90(images, k, dims=(-2, -1))).float(), bins)
         c, s = math.cos(math.radians(-90.0 * k)), math.sin(math.radians(-90.0 * k))
         back = torch.stack((out[:, 0] * c - out[:, 1] * s, out[:, 0] * s + out[:, 1] * c), dim=1)
         total = back if total is None else total + back
@@ -53,30 +56,47 @@ def turn_average(model, images: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def predict(model, loader, device=None, progress: bool = False, cpu_bf16: bool = False,
-            tta: bool = False) -> dict:
+            tta: bool = False, head: str = "cos_sin_mse", bins: int = 72) -> dict:
     """Run the model over a loader of (images, targets, angles in degrees).
 
     cpu_bf16: bfloat16 autocast on a CPU with native bfloat16 instructions, as in training
     (:func:`rotation_utils.precision.autocast_dtype`); on a GPU mixed precision is not used here.
     tta: average over the four 90° turns of each input (:func:`turn_average`; 4× the time).
+    head, bins: how the outputs are read (:mod:`rotation_utils.heads`; default the reference's
+    (cos θ, sin θ)); a checkpoint records its own.
 
     Returns NumPy arrays: ``predicted_deg`` (N,) in [0, 360), ``true_deg`` (N,),
     ``error_deg`` (N,) circular absolute errors in [0, 180], ``vector_norm`` (N,) length of the
-    predicted (cos θ, sin θ) vector (short vectors mean an unsure network), ``outputs`` (N, 2),
-    and ``loss``: the mean MSE against the targets.
+    predicted (cos θ, sin θ) vector — for other heads, of their resultant vector — (short
+    vectors mean an unsure network), ``confidence`` (N,) the head's own confidence (the
+    length, κ, or the largest probability; with ``tta`` the averaged vector's length),
+    ``outputs`` (N, 2) the vectors, and ``loss``: the mean loss against the targets (the MSE
+    for the reference's head, :func:`rotation_utils.heads.loss` for the others).
     """
+    from . import heads as head_module
+
+    head_module.num_outputs(head, bins)
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model = model.to(device).eval()
     bf16 = cpu_bf16 and device.type == "cpu" and cpu_supports_bf16()
-    outputs, truths, losses, count = [], [], 0.0, 0
+    outputs, truths, confidences, losses, count = [], [], [], 0.0, 0
     for images, targets, angle_deg in tqdm(loader, desc="predict", leave=False, disable=not progress):
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             images = images.to(device)
-            out = (turn_average(model, images) if tta else model(images)).float().cpu()
-        losses += nn.functional.mse_loss(out, targets, reduction="sum").item() / 2
+            if head == "cos_sin_mse":
+                out = (turn_average(model, images) if tta else model(images)).float().cpu()
+                confidence = out.norm(dim=1)
+            else:
+                raw = model(images).float().cpu()
+                losses += head_module.loss(head, raw, angle_deg, bins).item() * len(images)
+                out = turn_average(model, images, head, bins).float().cpu() if tta else head_module.resultant(head, raw, bins)
+                confidence = out.norm(dim=1) if tta else head_module.decode(head, raw, bins)["confidence"]
+        if head == "cos_sin_mse":
+            losses += nn.functional.mse_loss(out, targets, reduction="sum").item() / 2
         count += len(images)
         outputs.append(out)
         truths.append(angle_deg)
+        confidences.append(confidence)
     out = torch.cat(outputs).numpy().astype(np.float64)
     true_deg = torch.cat(truths).numpy().astype(np.float64)
     predicted_deg = angles.decode_angle_deg(out)
@@ -85,15 +105,16 @@ def predict(model, loader, device=None, progress: bool = False, cpu_bf16: bool =
         "true_deg": true_deg,
         "error_deg": angles.circular_absolute_error_deg(predicted_deg, true_deg),
         "vector_norm": np.linalg.norm(out, axis=1),
+        "confidence": torch.cat(confidences).numpy().astype(np.float64),
         "outputs": out,
         "loss": losses / max(count, 1),
     }
 
 
 def evaluate_loader(model, loader, device=None, progress: bool = False, cpu_bf16: bool = False,
-                    tta: bool = False) -> dict:
+                    tta: bool = False, head: str = "cos_sin_mse", bins: int = 72) -> dict:
     """:func:`predict` plus the summary metrics (:func:`rotation_utils.angles.summarize_errors`)."""
-    result = predict(model, loader, device, progress, cpu_bf16=cpu_bf16, tta=tta)
+    result = predict(model, loader, device, progress, cpu_bf16=cpu_bf16, tta=tta, head=head, bins=bins)
     result["summary"] = angles.summarize_errors(result["error_deg"])
     return result
 
@@ -115,8 +136,9 @@ def evaluate_folder(checkpoint, images, rotations: int = VAL_ROTATIONS, seed: in
     checkpoint: path of a ``best.pt``. images: a folder (searched recursively) or a list of
     folders. border: ``crop`` or ``reflect``. device: default a GPU when there is one.
     tta: average over the four 90° turns (:func:`turn_average`).
+    The checkpoint's head (``metadata["head"]``, default the reference's) reads the outputs.
     Returns the summary dict: ``n``, ``mae_deg``, ``median_deg``, ``p90_deg``, ``within_5``,
-    ``within_10``, ``within_15``, plus ``skipped`` (unusable files).
+    ``within_10``, ``within_15``, plus ``skipped`` (unusable files) and ``head``.
     Raises FileNotFoundError (missing checkpoint or folder), ValueError (bad checkpoint,
     no usable photo).
     """
@@ -131,8 +153,8 @@ def evaluate_folder(checkpoint, images, rotations: int = VAL_ROTATIONS, seed: in
                                    seed=seed, border=border)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
     result = evaluate_loader(model, loader, device if device is not None else default_device(), progress,
-                             tta=tta)
-    return {**result["summary"], "skipped": len(source.skipped)}
+                             tta=tta, head=metadata.get("head", "cos_sin_mse"), bins=int(metadata.get("bins", 72)))
+    return {**result["summary"], "skipped": len(source.skipped), "head": metadata.get("head", "cos_sin_mse")}
 
 
 #: The reference result's validation metrics (ResNet18 from ImageNet weights, 30k COCO-2017

@@ -29,22 +29,32 @@ __all__ = [
 
 
 class AngleDirectionTarget:
-    """Grad-CAM target: the model output's component along the direction ``angle_deg``.
+    """Grad-CAM target: the component of the model's answer along the direction ``angle_deg``.
 
-    angle_deg: degrees, counter-clockwise. Called with one sample's output (2,) (or (N, 2)),
-    returns ``cos φ · out[0] + sin φ · out[1]`` (a scalar, or (N,)).
+    angle_deg: degrees, counter-clockwise. head, bins: how the outputs are read
+    (:mod:`rotation_utils.heads`); the answer is the head's resultant vector on the circle (for
+    the reference's head the (cos θ, sin θ) output itself, for a classifier the circular mean
+    of its softmax, for von Mises the direction of μ times its mean resultant length).
+    Called with one sample's output (K,) (or (N, K)), returns ``cos φ · v[0] + sin φ · v[1]``
+    (a scalar, or (N,)).
     """
 
-    def __init__(self, angle_deg: float):
-        self.angle_deg = float(angle_deg)
+    def __init__(self, angle_deg: float, head: str = "cos_sin_mse", bins: int = 72):
+        self.angle_deg, self.head, self.bins = float(angle_deg), head, int(bins)
         theta_rad = math.radians(self.angle_deg)
         self.direction = (math.cos(theta_rad), math.sin(theta_rad))
 
     def __call__(self, model_output: torch.Tensor) -> torch.Tensor:
+        if self.head != "cos_sin_mse":
+            from .heads import resultant
+
+            single = model_output.ndim == 1
+            vector = resultant(self.head, model_output[None] if single else model_output, self.bins)
+            model_output = vector[0] if single else vector
         return model_output[..., 0] * self.direction[0] + model_output[..., 1] * self.direction[1]
 
     def __repr__(self) -> str:
-        return f"AngleDirectionTarget(angle_deg={self.angle_deg:.1f})"
+        return f"AngleDirectionTarget(angle_deg={self.angle_deg:.1f}, head={self.head!r})"
 
 
 def default_target_layer(model, fine: bool = False):
@@ -57,8 +67,10 @@ def default_target_layer(model, fine: bool = False):
     return gradcam_layer(model, backbone_name(model), fine=fine)
 
 
-def compute_gradcam(model, images: torch.Tensor, target_angles_deg=None, target_layer=None) -> tuple:
-    """Grad-CAM maps of a (cos θ, sin θ) regressor for a batch.
+def compute_gradcam(model, images: torch.Tensor, target_angles_deg=None, target_layer=None,
+                    head: str = "cos_sin_mse", bins: int = 72) -> tuple:
+    """Grad-CAM maps of a (cos θ, sin θ) regressor (or of another head, read with ``head`` and
+    ``bins``, see :class:`AngleDirectionTarget`) for a batch.
 
     images: (N, 3, H, W) normalised network inputs. target_angles_deg: (N,) degrees, the
     direction each map explains (default: the model's own predicted angles).
@@ -73,8 +85,10 @@ def compute_gradcam(model, images: torch.Tensor, target_angles_deg=None, target_
     model = model.eval()
     device = next(model.parameters()).device
     images = images.to(device)
+    from .heads import resultant
+
     with torch.no_grad():
-        predicted_deg = angles.decode_angle_deg(model(images).float()).cpu().numpy()
+        predicted_deg = angles.decode_angle_deg(resultant(head, model(images).float(), bins)).cpu().numpy()
     if target_angles_deg is None:
         target_angles_deg = predicted_deg
     target_angles_deg = np.asarray(target_angles_deg, dtype=np.float64).ravel()
@@ -82,7 +96,7 @@ def compute_gradcam(model, images: torch.Tensor, target_angles_deg=None, target_
         raise ValueError(f"{len(target_angles_deg)} target angles for {len(images)} images")
     layer = target_layer if target_layer is not None else default_target_layer(model)
     with GradCAM(model=model, target_layers=[layer]) as cam:
-        maps = cam(input_tensor=images, targets=[AngleDirectionTarget(a) for a in target_angles_deg])
+        maps = cam(input_tensor=images, targets=[AngleDirectionTarget(a, head, bins) for a in target_angles_deg])
     return maps, predicted_deg
 
 

@@ -60,13 +60,17 @@ def build_regressor(backbone: str = "resnet18", weights: str = "imagenet", dropo
 
 
 def regressor_for_profile(profile, verbose: bool = True) -> tuple[nn.Module, dict]:
-    """The profile's regressor (``backbone``, ``weights``, ``width``) with the profile's layers
-    unfrozen (``train_trainable``), and what a checkpoint should record of its weights.
+    """The profile's regressor (``backbone``, ``weights``, ``width``, and as many outputs as its
+    ``head`` needs, :func:`rotation_utils.heads.num_outputs`) with the profile's layers unfrozen
+    (``train_trainable``), and what a checkpoint should record of its weights.
 
     Returns (model, metadata) with metadata ``{"weights": "imagenet" | "random",
     "weights_source": where they came from}``. Raises what :func:`build_regressor` raises.
     """
-    model = build_regressor(profile.backbone, profile.weights, width=profile.width, verbose=verbose)
+    from .heads import num_outputs
+
+    model = build_regressor(profile.backbone, profile.weights, width=profile.width, verbose=verbose,
+                            num_outputs=num_outputs(profile.head, profile.bins))
     set_trainable(model, profile.train_trainable, profile.backbone)
     source = (backbones.backbone_spec(profile.backbone).weights_source if profile.weights == "imagenet"
               else "random initialisation")

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import angles, distributed
+from . import angles, distributed, heads
 from .backbones import BACKBONES
 from .evaluation import VAL_ROTATIONS, predict  # noqa: F401 - VAL_ROTATIONS also public here
 from .loaders import (course_loaders, make_loaders, photo_cache_side, training_loader,  # noqa: F401
@@ -78,7 +78,8 @@ class LoopState:
     :func:`lr_factor`), scaler (``torch.amp.GradScaler``, enabled only for float16).
     amp_dtype: the autocast type, None for float32 (:func:`rotation_utils.precision.autocast_dtype`).
     ema: a ``torch.optim.swa_utils.AveragedModel`` updated after every step, or None.
-    step: optimiser steps taken so far in the run.
+    step: optimiser steps taken so far in the run. loss_fn: the loss of another head
+    (:func:`rotation_utils.heads.loss`), or None for the reference's MSE on (cos θ, sin θ).
     """
 
     model: nn.Module
@@ -91,12 +92,13 @@ class LoopState:
     grad_clip: float = 1.0
     channels_last: bool = False
     step: int = 0
+    loss_fn: object = None  # (outputs, targets, angles in degrees) -> loss; None: MSE on (cos θ, sin θ)
 
 
 def train_one_epoch(state: LoopState, loader, deadline: float | None = None, progress: bool = True,
                     desc: str = "train") -> dict:
     """One pass over ``loader`` of (images (N, 3, S, S), targets (N, 2) = (cos θ, sin θ), angles
-    in degrees), minimising the MSE between the outputs and the targets.
+    in degrees), minimising the MSE between the outputs and the targets (or ``state.loss_fn``).
 
     deadline: a ``time.monotonic()`` value after which the epoch stops early (under
     ``torchrun`` every process stops at the same step). The loss is summed on the device and
@@ -106,14 +108,15 @@ def train_one_epoch(state: LoopState, loader, deadline: float | None = None, pro
     model = state.model.train()
     total, seen, stopped = torch.zeros((), device=state.device), 0, False
     bar = tqdm(loader, desc=desc, leave=False, disable=not progress)
-    for images, targets, _ in bar:
+    for images, targets, angles_deg in bar:
         images = images.to(state.device, non_blocking=True,
                            memory_format=torch.channels_last if state.channels_last else torch.preserve_format)
         targets = targets.to(state.device, non_blocking=True)
         with torch.autocast(state.device.type, dtype=state.amp_dtype or torch.float32,
                             enabled=state.amp_dtype is not None):
             outputs = model(images)
-        loss = nn.functional.mse_loss(outputs.float(), targets)
+        loss = (nn.functional.mse_loss(outputs.float(), targets) if state.loss_fn is None
+                else state.loss_fn(outputs, targets, angles_deg.to(state.device, non_blocking=True)))
         state.optimizer.zero_grad(set_to_none=True)
         state.scaler.scale(loss).backward()
         state.scaler.unscale_(state.optimizer)
@@ -156,6 +159,7 @@ def lr_factor(step: int, profile, steps_per_epoch: int, elapsed_s: float | None 
 
 
 def _check_profile(profile) -> None:
+    heads.num_outputs(profile.head, profile.bins)  # an unknown head or too few bins: ValueError
     if profile.lr_schedule not in ("step", "cosine"):
         raise ValueError(f"lr_schedule must be 'step' or 'cosine', got {profile.lr_schedule!r}")
     if profile.warmup_steps and profile.lr_schedule != "cosine":
@@ -178,7 +182,8 @@ def _validate(model, val_loader, device, profile) -> dict:
         share = list(range(ctx.rank, len(val_loader.dataset), ctx.world_size))
         loader = DataLoader(Subset(val_loader.dataset, share), batch_size=val_loader.batch_size,
                             num_workers=val_loader.num_workers)
-    result = predict(model, loader, device, progress=False, cpu_bf16=profile.cpu_bf16, tta=profile.tta)
+    result = predict(model, loader, device, progress=False, cpu_bf16=profile.cpu_bf16, tta=profile.tta,
+                     head=profile.head, bins=profile.bins)
     parts = distributed.all_gather_objects((result["error_deg"], result["loss"] * len(result["error_deg"])))
     errors = np.concatenate([part[0] for part in parts])
     return {"loss": sum(part[1] for part in parts) / max(len(errors), 1),
@@ -198,7 +203,8 @@ def fit(model, train_loader, val_loader, profile, out_dir, device=None, overwrit
         progress: bool = True, extra_metadata: dict | None = None, resume: bool = False) -> dict:
     """Train with the profile's recipe, keep the best model by validation MAE, write files.
 
-    model: outputs (N, 2) read as (cos θ, sin θ). train_loader / val_loader: yield
+    model: outputs (N, 2) read as (cos θ, sin θ), or as many as ``profile.head`` needs
+    (:func:`rotation_utils.heads.num_outputs`; its loss and decoding). train_loader / val_loader: yield
     (images, targets (N, 2), angles in degrees (N,)). profile: a
     :class:`rotation_utils.profiles.Profile` (epochs, lr, weight decay, schedule, patience,
     gradient clipping, time budget in seconds). out_dir: gets ``best.pt`` (best validation
@@ -221,7 +227,8 @@ def fit(model, train_loader, val_loader, profile, out_dir, device=None, overwrit
     _check_profile(profile)
     out_dir = Path(out_dir)
     best_path = out_dir / "best.pt"
-    metadata = {"image_size": profile.image_size, "num_outputs": 2, "profile": profile.to_dict(),
+    metadata = {"image_size": profile.image_size, "num_outputs": heads.num_outputs(profile.head, profile.bins),
+                "head": profile.head, "bins": profile.bins, "profile": profile.to_dict(),
                 "backbone": _backbone_or_none(model), "width": _resnet_width(model, profile.width),
                 "train_border": getattr(train_loader, "border", getattr(train_loader.dataset, "border", None)), **(extra_metadata or {})}
     saved = None
@@ -261,8 +268,11 @@ def fit(model, train_loader, val_loader, profile, out_dir, device=None, overwrit
     ema = (torch.optim.swa_utils.AveragedModel(
         model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(profile.ema_decay), use_buffers=True)
         if profile.ema_decay else None)
+    loss_fn = (None if profile.head == "cos_sin_mse" else
+               lambda outputs, targets, angles_deg: heads.loss(profile.head, outputs, angles_deg, profile.bins,
+                                                               profile.head_alpha))
     state = LoopState(model, optimizer, scheduler, torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16),
-                      device, amp_dtype, ema, profile.grad_clip, profile.channels_last)
+                      device, amp_dtype, ema, profile.grad_clip, profile.channels_last, loss_fn=loss_fn)
     evaluated = ema.module if ema is not None else model
     history, best_mae, best_epoch, waited, best_val, first_epoch = [], math.inf, 0, 0, None, 1
     if saved is not None:

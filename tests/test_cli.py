@@ -183,7 +183,7 @@ def test_evaluate_prints_exactly_one_json_object(trained_run, photos_dir, capsys
     result = json.loads(lines[0])
     assert isinstance(result, dict)
     assert METRIC_KEYS <= set(result)
-    assert set(result) - METRIC_KEYS <= {"skipped"}, "only the documented count of skipped files besides"
+    assert set(result) - METRIC_KEYS <= {"skipped", "head"}, "only the documented skipped count and head besides"
     assert result["n"] == N_PHOTOS * 2
     assert 0.0 <= result["mae_deg"] <= 180.0
     assert 0.0 <= result["median_deg"] <= result["p90_deg"] <= 180.0
