@@ -121,7 +121,8 @@ def validation_loader(val_paths, profile, val_rotations: int = VAL_ROTATIONS, se
     val_set = FixedRotationDataset(val_paths, size, rotations=val_rotations, seed=seed, border="crop",
                                    cache_short_side=cache)
     return DataLoader(val_set, batch_size=2 * (profile.batch_size or 64), shuffle=False,
-                      num_workers=profile.num_workers)
+                      num_workers=profile.num_workers, persistent_workers=profile.num_workers > 0,
+                      pin_memory=profile.num_workers > 0 and torch.cuda.is_available())
 
 
 def course_loaders(profile, dataset, seed: int = 0):
