@@ -134,22 +134,7 @@ from torch import nn  # noqa: E402
 
 from rotation_utils import cli, evaluation, gradcam, models, training  # noqa: E402
 from rotation_utils.profiles import get_profile  # noqa: E402
-
-
-def band_photos(folder, n, seed=0):
-    """Photos with an unmistakable 'up': a bright band along the top, dark below."""
-    from PIL import Image
-
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    paths = []
-    for i in range(n):
-        arr = rng.integers(0, 40, size=(48, 64, 3), dtype=np.uint8)
-        arr[:14] = rng.integers(200, 256, size=3)
-        path = folder / f"band{i}.png"
-        Image.fromarray(arr, "RGB").save(path)
-        paths.append(path)
-    return paths
+from test_backbones import band_photos  # noqa: E402 - photos with a clear 'up'
 
 
 class SmallCNN(nn.Module):

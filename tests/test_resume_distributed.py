@@ -9,13 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from rotation_utils import cli, evaluation, models, resume, training
 from rotation_utils.profiles import get_profile
+from test_backbones import band_photos
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -23,16 +22,8 @@ PROJECT = Path(__file__).resolve().parents[1]
 
 
 def photos(folder: Path, n: int = 7, seed: int = 0) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    paths = []
-    for i in range(n):
-        arr = rng.integers(0, 60, size=(48, 64, 3), dtype=np.uint8)
-        arr[:14] = rng.integers(180, 256, size=3)
-        path = folder / f"photo{i}.png"
-        Image.fromarray(arr, "RGB").save(path)
-        paths.append(path)
-    return paths
+    """``n`` small photos with a clear 'up' (those of the backbone tests)."""
+    return band_photos(folder, n, seed)
 
 
 def reference_profile(**changes):
