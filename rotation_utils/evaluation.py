@@ -33,13 +33,16 @@ __all__ = [
 ]
 
 
-def turn_average(model, images: torch.Tensor, head: str = "cos_sin_mse", bins: int = 72) -> torch.Tensor:
+def turn_average(model, images: torch.Tensor, head: str = "cos_sin_mse", bins: int = 72,
+                 unturned: torch.Tensor | None = None) -> torch.Tensor:
     """Test-time augmentation over the four 90° turns: the head's answers as vectors on the
     circle (:func:`rotation_utils.heads.resultant`; for the reference's head the (cos θ, sin θ)
     outputs themselves) for the input turned by 0°, 90°, 180° and 270° counter-clockwise, each
     turned back by its own angle and averaged.
 
-    images: (N, 3, S, S) square inputs. Returns (N, 2). A turn by 90° adds exactly 90° to the
+    images: (N, 3, S, S) square inputs. unturned: the model's raw outputs for ``images`` when
+    the caller has them already (they are not computed again). Returns (N, 2). A turn by 90°
+    adds exactly 90° to the
     true angle and needs no interpolation, so averaging cancels errors that depend on how the
     photo sits in the frame (RotNet-style turns; a circular mean of four answers).
     """
@@ -47,7 +50,8 @@ def turn_average(model, images: torch.Tensor, head: str = "cos_sin_mse", bins: i
 
     total = None
     for k in range(4):
-        out = resultant(head, model(torch.rot90(images, k, dims=(-2, -1))).float(), bins)
+        raw = unturned if k == 0 and unturned is not None else model(torch.rot90(images, k, dims=(-2, -1)))
+        out = resultant(head, raw.float().to(images.device), bins)
         c, s = math.cos(math.radians(-90.0 * k)), math.sin(math.radians(-90.0 * k))
         back = torch.stack((out[:, 0] * c - out[:, 1] * s, out[:, 0] * s + out[:, 1] * c), dim=1)
         total = back if total is None else total + back
@@ -89,7 +93,8 @@ def predict(model, loader, device=None, progress: bool = False, cpu_bf16: bool =
             else:
                 raw = model(images).float().cpu()
                 losses += head_module.loss(head, raw, angle_deg, bins).item() * len(images)
-                out = turn_average(model, images, head, bins).float().cpu() if tta else head_module.resultant(head, raw, bins)
+                out = (turn_average(model, images, head, bins, unturned=raw).float().cpu() if tta
+                       else head_module.resultant(head, raw, bins))
                 confidence = out.norm(dim=1) if tta else head_module.decode(head, raw, bins)["confidence"]
         if head == "cos_sin_mse":
             losses += nn.functional.mse_loss(out, targets, reduction="sum").item() / 2
