@@ -4,7 +4,8 @@ One module per idea the notebooks teach: ``angles`` (encoding and circular error
 ``rotation`` (rotating with four border strategies), ``sources`` (where photos come from),
 ``datasets`` (FiftyOne and PyTorch), ``backbones`` (ResNet18, EfficientNet-Lite0 and their
 ImageNet weights), ``models`` (the regression head, checkpoints), ``precision`` (devices and
-mixed precision), ``training``, ``evaluation``, ``plots``, ``gradcam``, ``widgets``, ``digits``
+mixed precision), ``training``, ``evaluation``, ``heads`` (five ways to ask for an angle) and ``readouts``
+(heads trained on fixed features, notebook 07), ``plots``, ``gradcam``, ``widgets``, ``digits``
 (notebook 02), ``exercises`` (answer checks), ``profiles`` and ``config`` (the scale of a run,
 where files go) and ``cli`` (the ``rotation-course`` command).
 Import the module you need, e.g. ``from rotation_utils import angles``.

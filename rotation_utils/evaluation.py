@@ -20,7 +20,10 @@ from .precision import cpu_supports_bf16
 
 __all__ = [
     "VAL_ROTATIONS",
+    "undo_turns",
     "turn_average",
+    "turn_mix_ups",
+    "head_comparison_table",
     "predict",
     "evaluate_loader",
     "evaluate_folder",
@@ -33,29 +36,60 @@ __all__ = [
 ]
 
 
+def undo_turns(turned) -> torch.Tensor:
+    """Average answers given to the four 90° turns of the same inputs, each turned back first.
+
+    turned: a sequence of 4 tensors (N, 2), vectors on the circle (any length); item k is the
+    answer for the input turned by 90°·k counter-clockwise (``torch.rot90(images, k, dims=(-2,
+    -1))``), whose true angle is therefore 90°·k larger. Each is rotated by −90°·k and the four
+    are averaged: returns (N, 2). Raises ValueError unless there are exactly 4 of the same shape.
+    """
+    turned = list(turned)
+    if len(turned) != 4 or any(t.shape != turned[0].shape or t.shape[-1] != 2 for t in turned):
+        raise ValueError("undo_turns needs the 4 answers (N, 2) for the turns by 0°, 90°, 180° and 270°")
+    total = None
+    for k, out in enumerate(turned):
+        c, s = math.cos(math.radians(-90.0 * k)), math.sin(math.radians(-90.0 * k))
+        back = torch.stack((out[:, 0] * c - out[:, 1] * s, out[:, 0] * s + out[:, 1] * c), dim=1)
+        total = back if total is None else total + back
+    return total / 4
+
+
 def turn_average(model, images: torch.Tensor, head: str = "cos_sin_mse", bins: int = 72,
                  unturned: torch.Tensor | None = None) -> torch.Tensor:
     """Test-time augmentation over the four 90° turns: the head's answers as vectors on the
     circle (:func:`rotation_utils.heads.resultant`; for the reference's head the (cos θ, sin θ)
     outputs themselves) for the input turned by 0°, 90°, 180° and 270° counter-clockwise, each
-    turned back by its own angle and averaged.
+    turned back by its own angle and averaged (:func:`undo_turns`).
 
     images: (N, 3, S, S) square inputs. unturned: the model's raw outputs for ``images`` when
     the caller has them already (they are not computed again). Returns (N, 2). A turn by 90°
-    adds exactly 90° to the
-    true angle and needs no interpolation, so averaging cancels errors that depend on how the
-    photo sits in the frame (RotNet-style turns; a circular mean of four answers).
+    adds exactly 90° to the true angle and needs no interpolation, so averaging cancels errors
+    that depend on how the photo sits in the frame (RotNet-style turns; a circular mean of four
+    answers).
     """
     from .heads import resultant
 
-    total = None
+    turned = []
     for k in range(4):
         raw = unturned if k == 0 and unturned is not None else model(torch.rot90(images, k, dims=(-2, -1)))
-        out = resultant(head, raw.float().to(images.device), bins)
-        c, s = math.cos(math.radians(-90.0 * k)), math.sin(math.radians(-90.0 * k))
-        back = torch.stack((out[:, 0] * c - out[:, 1] * s, out[:, 0] * s + out[:, 1] * c), dim=1)
-        total = back if total is None else total + back
-    return total / 4
+        turned.append(resultant(head, raw.float().to(images.device), bins))
+    return undo_turns(turned)
+
+
+def turn_mix_ups(error_deg) -> dict:
+    """Shares of the errors that look like a mistaken turn of the photo.
+
+    error_deg: (N,) circular absolute errors, degrees in [0, 180]. Returns ``quarter_turn``:
+    the share within 80–100° (the photo read a quarter turn off) and ``upside_down``: the share
+    above 170° (read upside down). Guessing gives 11.1% and 5.6%. Raises ValueError for an
+    empty input.
+    """
+    error_deg = np.asarray(error_deg, dtype=np.float64).ravel()
+    if error_deg.size == 0:
+        raise ValueError("turn_mix_ups needs at least one error")
+    return {"quarter_turn": float(np.mean((error_deg >= 80) & (error_deg <= 100))),
+            "upside_down": float(np.mean(error_deg > 170))}
 
 
 @torch.no_grad()
@@ -122,6 +156,33 @@ def evaluate_loader(model, loader, device=None, progress: bool = False, cpu_bf16
     result = predict(model, loader, device, progress, cpu_bf16=cpu_bf16, tta=tta, head=head, bins=bins)
     result["summary"] = angles.summarize_errors(result["error_deg"])
     return result
+
+
+def head_comparison_table(rows, key: str) -> str:
+    """A text table of heads compared over seeds: one line per head, in the order first seen.
+
+    rows: dicts with ``head``, ``train_seconds`` and, under ``key``, a
+    :func:`rotation_utils.angles.summarize_errors` dict merged with :func:`turn_mix_ups`
+    (as written by ``benchmarks/heads.py`` and notebook 07). Each figure is the mean over the
+    head's rows (its seeds); the column after the MAE (``±``) is the MAE's spread, max − min.
+    Degrees for the errors, percent for the shares, seconds for the training time.
+    Raises KeyError when a row lacks a field.
+    """
+    import statistics
+
+    fields = ("mae_deg", "median_deg", "p90_deg", "within_5", "within_10", "within_15", "quarter_turn", "upside_down")
+    lines = [f"{'head':<20}{'seeds':>6}{'MAE':>8}{'±':>6}{'median':>8}{'p90':>8}{'≤5°':>7}{'≤10°':>7}{'≤15°':>7}"
+             f"{'~90°':>7}{'~180°':>7}{'train s':>9}"]
+    rows = list(rows)
+    for head in dict.fromkeys(r["head"] for r in rows):
+        mine = [r for r in rows if r["head"] == head]
+        mean = {k: statistics.fmean(r[key][k] for r in mine) for k in fields}
+        spread = max(r[key]["mae_deg"] for r in mine) - min(r[key]["mae_deg"] for r in mine)
+        lines.append(f"{head:<20}{len(mine):>6}{mean['mae_deg']:>7.1f}°{spread:>5.1f}°{mean['median_deg']:>7.1f}°"
+                     f"{mean['p90_deg']:>7.1f}°{100 * mean['within_5']:>6.1f}%{100 * mean['within_10']:>6.1f}%"
+                     f"{100 * mean['within_15']:>6.1f}%{100 * mean['quarter_turn']:>6.1f}%"
+                     f"{100 * mean['upside_down']:>6.1f}%{statistics.fmean(r['train_seconds'] for r in mine):>9.1f}")
+    return "\n".join(lines)
 
 
 #: Seeded rotations per validation photo, in training (``training.make_loaders``) and in

@@ -45,10 +45,11 @@ def test_heads_benchmark_counts_mix_ups_and_averages_over_seeds():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     import numpy as np
-    shares = module.mix_ups(np.array([1.0, 85.0, 95.0, 175.0, 179.0, 120.0, 100.0, 171.0]))
+    from rotation_utils import evaluation
+    shares = evaluation.turn_mix_ups(np.array([1.0, 85.0, 95.0, 175.0, 179.0, 120.0, 100.0, 171.0]))
     assert shares == {"quarter_turn": 3 / 8, "upside_down": 3 / 8}
     score = {"mae_deg": 10.0, "median_deg": 5.0, "p90_deg": 30.0, "within_5": 0.5, "within_10": 0.6,
              "within_15": 0.7, "quarter_turn": 0.1, "upside_down": 0.05}
     rows = [{"head": "von_mises", "train_seconds": 10.0, "one_pass": {**score, "mae_deg": m}} for m in (10.0, 14.0)]
-    line = module.table(rows, "one_pass").splitlines()[1]
+    line = evaluation.head_comparison_table(rows, "one_pass").splitlines()[1]
     assert line.split()[:4] == ["von_mises", "2", "12.0°", "4.0°"]  # the mean and the spread of the MAE
