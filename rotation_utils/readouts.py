@@ -83,7 +83,7 @@ def _has_head(model: nn.Module) -> bool:
     from . import backbones
 
     try:
-        head = getattr(_unwrap(model), backbones.backbone_spec(backbone_name(model)).head_attr)
+        head = backbones.head_of(_unwrap(model), backbone_name(model))
     except (ValueError, AttributeError):
         return False
     return not isinstance(head, nn.Identity)
