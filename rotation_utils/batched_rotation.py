@@ -171,13 +171,15 @@ class BatchedRotationLoader:
     loader: a DataLoader of :class:`UprightPhotoCanvas` (its ``sampler`` and ``generator`` are
     the ones a resumed or distributed run handles). image_size: S. border: ``crop`` or
     ``reflect``. min_scale: squares of ``min_scale``–1 of the largest. hflip: mirror half of the
-    upright photos. The random draws come from the loader's own generator, on the CPU, so a
-    seed gives the same batches on any device.
+    upright photos. max_angle_deg: angles in ±D degrees instead of the whole circle. The random
+    draws come from the loader's own generator, on the CPU, so a seed gives the same batches on
+    any device.
     """
 
     def __init__(self, loader: DataLoader, image_size: int, device, border: str = "crop", min_scale: float = 0.85,
-                 hflip: bool = True):
+                 hflip: bool = True, max_angle_deg: float | None = None):
         self.loader, self.image_size, self.device = loader, int(image_size), torch.device(device)
+        self.max_angle_deg = max_angle_deg
         self.border = border
         self.min_scale, self.hflip = float(min_scale), bool(hflip)
         self.dataset, self.batch_size = loader.dataset, loader.batch_size
@@ -192,7 +194,8 @@ class BatchedRotationLoader:
         for canvas, sizes in self.loader:
             n = len(canvas)
             draws = torch.rand(n, 5, generator=self.generator)
-            angles_deg = draws[:, 0] * 360.0
+            angles_deg = (draws[:, 0] * 360.0 if self.max_angle_deg is None
+                          else torch.remainder((2 * draws[:, 0] - 1) * self.max_angle_deg, 360.0))
             scale = self.min_scale + (1 - self.min_scale) * draws[:, 1]
             flip = (draws[:, 4] < 0.5) if self.hflip else None
             canvas = canvas.to(self.device, non_blocking=True)

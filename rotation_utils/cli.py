@@ -5,6 +5,10 @@
     torchrun --standalone --nproc_per_node=2 -m rotation_utils.cli train --images DIR --out RUN_DIR
     rotation-course evaluate --checkpoint RUN_DIR/best.pt --images DIR --rotations 6 --seed 0 \\
         --border crop --json
+    rotation-course straighten PHOTOS... --checkpoint RUN_DIR/best.pt --out UPRIGHT_DIR [--tta] [--json]
+    rotation-course export --checkpoint RUN_DIR/best.pt --format onnx --out model.onnx
+    rotation-course headpose evaluate --images DIR --method pnp --fit-on OTHER_DIR --json
+    rotation-course headpose train --images DIR [--images DIR ...] --out RUN_DIR
 
 The same functions serve the notebooks (04 trains, 05 evaluates).
 """
@@ -53,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--head", choices=list(HEADS),
                        help="how the network answers (default: the profile's, cos_sin_mse; see notebook 07)")
     train.add_argument("--bins", type=int, help="bins of the bins_expected head (default 72, of 5°)")
+    train.add_argument("--max-angle", type=float, metavar="D",
+                       help="a small-tilt model: train and validate on angles in ±D degrees (recorded in the "
+                            "checkpoint; evaluate then uses the same range)")
     train.add_argument("--compile", action="store_true", help="torch.compile the model for training (GPUs)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
@@ -72,7 +79,65 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--head", choices=list(HEADS),
                           help="the head the checkpoint must have (it is read from the checkpoint; a "
                                "checkpoint of another head is refused)")
+    evaluate.add_argument("--max-angle", type=float, metavar="D",
+                          help="rotate the photos by angles in ±D degrees (default: the checkpoint's own range)")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+
+    straighten = sub.add_parser("straighten", help="turn photos upright with a trained model, into another folder")
+    straighten.add_argument("inputs", nargs="+", metavar="INPUT", help="photos or folders (searched recursively)")
+    straighten.add_argument("--checkpoint", required=True, help="a best.pt written by train (or reference/*.pt)")
+    straighten.add_argument("--out", required=True, metavar="DIR",
+                            help="where the upright photos go, under the same relative paths; never an input folder")
+    straighten.add_argument("--border", choices=["crop", "expand"], default="crop",
+                            help="crop: the largest upright rectangle (default); expand: the whole turned photo")
+    straighten.add_argument("--snap", type=int, choices=[90], help="--snap 90: correct by the nearest quarter turn only")
+    straighten.add_argument("--max-angle", type=float, metavar="D",
+                            help="only correct predictions within ±D degrees (small tilts); leave the rest as they are")
+    straighten.add_argument("--min-confidence", type=float, metavar="C",
+                            help="leave photos whose confidence is below C as they are (the head's confidence; "
+                                 "for the (cos θ, sin θ) head the output length, about 1 when sure)")
+    straighten.add_argument("--tta", action="store_true", help="average the prediction over the four 90° turns")
+    straighten.add_argument("--overwrite", action="store_true", help="redo outputs that exist already")
+    straighten.add_argument("--json", action="store_true", help="one JSON line per file on stdout")
+    straighten.add_argument("--batch-size", type=int, default=16)
+    straighten.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+
+    export = sub.add_parser("export", help="write a checkpoint as TorchScript or ONNX, answering in degrees")
+    export.add_argument("--checkpoint", required=True, help="a best.pt written by train (or reference/*.pt)")
+    export.add_argument("--format", required=True, choices=["torchscript", "onnx"])
+    export.add_argument("--out", required=True, metavar="FILE", help="the file to write (and FILE.json beside it)")
+    export.add_argument("--overwrite", action="store_true", help="replace FILE if it exists")
+
+    headpose = sub.add_parser("headpose", help="yaw, pitch and roll of faces (notebook 08)")
+    hp_sub = headpose.add_subparsers(dest="headpose_command", required=True)
+    hp_eval = hp_sub.add_parser("evaluate", help="MAE per angle on a folder of AFLW2000-style or Pointing'04 faces")
+    hp_eval.add_argument("--images", required=True, metavar="DIR",
+                         help="AFLW2000-style .jpg + .mat pairs, or Pointing'04 images (yaw and pitch only)")
+    hp_eval.add_argument("--method", required=True, choices=["pnp", "mlp", "model"],
+                         help="pnp: the 68 landmarks of the .mat + a mean 3-D face + cv2.solvePnP; "
+                              "mlp: landmarks → a small MLP; model: a checkpoint of `headpose train`")
+    hp_eval.add_argument("--fit-on", metavar="DIR",
+                         help="pnp and mlp: AFLW2000-style faces (other than --images) to build the mean "
+                              "3-D face from, or to train the MLP on")
+    hp_eval.add_argument("--checkpoint", help="model: a headpose.pt written by `headpose train`")
+    hp_eval.add_argument("--focal-px", type=float, help="pnp: focal length in pixels (default: image width)")
+    hp_eval.add_argument("--landmarks", choices=["labels", "dlib"], default="labels",
+                         help="pnp and mlp: the 68 landmarks of the .mat files (default) or Dlib's, found "
+                              "on the photos (the optional extra: pip install dlib-bin face-recognition-models)")
+    hp_eval.add_argument("--json", action="store_true", help="print one JSON object")
+    hp_train = hp_sub.add_parser("train", help="train HopeNet (66 bins per angle, dual loss) on folders of faces")
+    hp_train.add_argument("--images", action="append", required=True, metavar="DIR",
+                          help="AFLW2000-style or Pointing'04 folder (repeat for several)")
+    hp_train.add_argument("--out", required=True, metavar="RUN_DIR", help="folder for headpose.pt")
+    hp_train.add_argument("--backbone", default="efficientnet_lite0",
+                          choices=["efficientnet_lite0", "resnet18", "mobilenet_v2", "small_cnn"])
+    hp_train.add_argument("--weights", default="imagenet", choices=["imagenet", "random"])
+    hp_train.add_argument("--alpha", type=float, default=1.0, help="weight of the MSE term of the dual loss")
+    hp_train.add_argument("--epochs", type=int, default=3)
+    hp_train.add_argument("--size", type=int, default=112, help="side of the face crop, pixels")
+    hp_train.add_argument("--max-roll", type=float, default=30.0, help="in-plane turns of up to ± this, degrees")
+    hp_train.add_argument("--seed", type=int, default=0)
+    hp_train.add_argument("--overwrite", action="store_true", help="replace an existing RUN_DIR/headpose.pt")
     return parser
 
 
@@ -101,6 +166,10 @@ def _train_profile(args):
         overrides["head"] = args.head
     if args.bins is not None:
         overrides["bins"] = args.bins
+    if args.max_angle is not None:
+        if not 0 < args.max_angle <= 180:
+            raise ValueError(f"--max-angle must be in (0, 180] degrees, got {args.max_angle}")
+        overrides["max_angle_deg"] = args.max_angle
     if args.resume and args.profile is None:
         saved = resume.load_training_state(args.resume)["metadata"].get("profile")
         if not isinstance(saved, dict) or saved.get("name") not in profiles.PROFILES:
@@ -149,7 +218,7 @@ def _evaluate(args) -> int:
 
     result = evaluate_folder(args.checkpoint, args.images, rotations=args.rotations, seed=args.seed,
                              border=args.border, batch_size=args.batch_size, device=args.device,
-                             max_photos=None, tta=args.tta)
+                             max_photos=None, tta=args.tta, max_angle_deg=args.max_angle)
     if args.json:
         print(json.dumps(result))
     else:
@@ -160,10 +229,144 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _straighten(args) -> int:
+    import torch
+
+    from .models import load_checkpoint
+    from .straighten import StraightenSettings, straighten_photos
+
+    settings = StraightenSettings(border=args.border, snap_90=args.snap == 90, max_angle_deg=args.max_angle,
+                                  min_confidence=args.min_confidence, tta=args.tta, overwrite=args.overwrite,
+                                  batch_size=args.batch_size)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model, metadata = load_checkpoint(args.checkpoint, verbose=False)
+
+    def report(record):
+        if args.json:
+            print(json.dumps(record.as_json()), flush=True)
+        elif record.action != "straightened":
+            print(f"{record.action} {record.path}: {record.reason}", file=sys.stderr)
+
+    records = straighten_photos(model, metadata, args.inputs, args.out, settings, device=device,
+                                progress=True, on_record=report)
+    counts = {action: sum(r.action == action for r in records) for action in ("straightened", "unchanged", "skipped")}
+    print(f"{counts['straightened']} straightened, {counts['unchanged']} unchanged, {counts['skipped']} skipped; "
+          f"outputs in {args.out}", file=sys.stderr)
+    done_before = sum(r.action == "skipped" and r.output is not None for r in records)
+    if not records:
+        raise FileNotFoundError(f"no photos found in {', '.join(args.inputs)}")
+    return 0 if counts["straightened"] + counts["unchanged"] + done_before else 1
+
+
+def _headpose_evaluate(args) -> int:
+    import numpy as np
+    from PIL import Image
+
+    from . import headpose as hp
+
+    samples, skipped, kind = hp.load_folder(args.images)
+    for name, reason in skipped:
+        print(f"skipped {name}: {reason}", file=sys.stderr)
+    if args.method in ("pnp", "mlp"):
+        if kind != "aflw2000":
+            raise ValueError(f"--method {args.method} needs 68 landmarks per face; {Path(args.images).name} "
+                             "holds Pointing'04 images, which have none: use --method model")
+        if not args.fit_on:
+            raise ValueError(f"--method {args.method} needs --fit-on DIR: AFLW2000-style faces other than "
+                             "--images to build the mean 3-D face from (pnp) or to train on (mlp)")
+        fit, _ = hp.load_aflw2000(args.fit_on)
+        overlap = {Path(s.image_path).resolve() for s in fit} & {Path(s.image_path).resolve() for s in samples}
+        if overlap:
+            raise ValueError(f"--fit-on and --images share {len(overlap)} faces: fitting on the faces you score "
+                             "is no test; give two different folders")
+        samples = [s for s in samples if s.landmarks is not None]
+        if not samples:
+            raise ValueError(f"no face in {Path(args.images).name} has 68 landmarks (pt3d_68 or a 2×68 pt2d)")
+        missed = []
+        if args.landmarks == "dlib":
+            from dataclasses import replace as _replace
+
+            found = [(s, hp.dlib_landmarks(s.image_path)) for s in samples]
+            missed = [s.image_path.name for s, points in found if points is None]
+            samples = [_replace(s, landmarks=points) for s, points in found if points is not None]
+            for name in missed:
+                print(f"no face found by Dlib in {name}", file=sys.stderr)
+            if not samples:
+                raise ValueError("Dlib found no face in any photo")
+        if args.method == "pnp":
+            shape = hp.mean_face_shape(fit)
+            predicted = []
+            for s in samples:
+                with Image.open(s.image_path) as image:
+                    predicted.append(hp.solve_pnp_pose(s.landmarks, shape, image.size, args.focal_px))
+            predicted = np.stack(predicted)
+        else:
+            predicted = hp.predict_landmark_mlp(hp.fit_landmark_mlp(fit), samples)
+    else:
+        missed = []
+        if not args.checkpoint:
+            raise ValueError("--method model needs --checkpoint (a headpose.pt from `headpose train`)")
+        model, meta = hp.load_headpose_checkpoint(args.checkpoint)
+        predicted = hp.predict_headpose(model, hp.HeadPoseDataset(samples, meta.get("size", 112)))
+    truth = np.stack([s.angles_deg for s in samples])
+    result = {"method": args.method, "kind": kind, **hp.pose_errors(predicted, truth), "skipped": len(skipped),
+              "landmarks": args.landmarks if args.method != "model" else None, "no_face_found": len(missed),
+              "angles": [a for a, col in zip(hp.ANGLES, truth.T) if np.isfinite(col).any()]}
+    if kind == "pointing04":
+        result["note"] = "Pointing'04 has no roll label: yaw and pitch only, mae_deg is their mean"
+    if args.json:
+        print(json.dumps(result))
+    else:
+        cells = ", ".join(f"{a} {result[a + '_mae_deg']:.2f}°" for a in result["angles"])
+        print(f"{result['n']} faces ({kind}), {args.method}: MAE {cells}; mean {result['mae_deg']:.2f}°")
+    return 0
+
+
+def _headpose_train(args) -> int:
+    from . import config
+    from . import headpose as hp
+
+    out = Path(args.out) / "headpose.pt"
+    if out.exists() and not args.overwrite:
+        raise FileExistsError(f"{out} exists; pass --overwrite to replace it, or choose another --out")
+    if args.epochs < 1:
+        raise ValueError(f"--epochs must be at least 1, got {args.epochs}")
+    parts, counts = [], {}
+    for folder in args.images:
+        samples, skipped, kind = hp.load_folder(folder)
+        for name, reason in skipped:
+            print(f"skipped {name}: {reason}", file=sys.stderr)
+        counts[kind] = counts.get(kind, 0) + len(samples)
+        parts.append(hp.HeadPoseDataset(samples, args.size, train=True, max_roll_deg=args.max_roll, seed=args.seed,
+                                        unlabelled_roll_deg=0.0 if kind == "pointing04" else None))
+    config.seed_everything(args.seed)
+    model = hp.HeadPoseNet(args.backbone, args.weights)
+    fitted = hp.train_headpose(model, hp._EpochConcat(parts), epochs=args.epochs, alpha=args.alpha,
+                               seed=args.seed, progress=True)
+    hp.save_headpose_checkpoint(model, out, {"size": args.size, "alpha": args.alpha, "epochs": args.epochs,
+                                             "faces": counts, "train_seconds": fitted["seconds"]},
+                                overwrite=args.overwrite)
+    print(f"trained {args.backbone} ({model.weights}) on {sum(counts.values())} faces for {args.epochs} epochs "
+          f"in {fitted['seconds']:.0f} s; wrote {out}")
+    return 0
+
+
 def main(argv=None) -> int:
     """Entry point of ``rotation-course``; returns the exit status (0 ok, 2 bad input)."""
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "straighten":
+            return _straighten(args)
+        if args.command == "export":
+            from .export import export_model
+
+            described = export_model(args.checkpoint, args.format, args.out, overwrite=args.overwrite)
+            size = described["input"]["shape"][-1]
+            print(f"wrote {args.out} ({args.format}: images (N, 3, {size}, {size}) → angle_deg, resultant_length) "
+                  f"and {args.out}.json")
+            return 0
+        if args.command == "headpose":
+            return _headpose_evaluate(args) if args.headpose_command == "evaluate" else _headpose_train(args)
         return _train(args) if args.command == "train" else _evaluate(args)
     except (FileNotFoundError, NotADirectoryError, FileExistsError, ValueError, ImportError,
             WeightsUnavailableError) as err:

@@ -13,6 +13,9 @@ Environment variables (all optional):
 - ``ROTATION_COURSE_DATA_DIR``: where rotated images of the FiftyOne dataset are written
   (default ``<project>/data``).
 - ``ROTATION_COURSE_MNIST``: a folder with the MNIST IDX files for notebook 02
+- ``ROTATION_COURSE_HEAD_POSE``: the head-pose folder of notebook 08 (AFLW2000-3D ``.jpg`` +
+  ``.mat`` in ``aflw2000_more/`` and ``aflw2000_sample/``, Pointing'04 in ``pointing04/``);
+  without it ``make course`` and ``make test`` skip that notebook and say so
   (default: scikit-learn's 8×8 digits, which ship offline).
 """
 from __future__ import annotations

@@ -140,12 +140,15 @@ class OnTheFlyRotationDataset(Dataset):
     not change; flipping the *rotated* image instead would turn θ into 360° − θ).
     cache_short_side: decode every photo once, resized so its shorter side has this many
     pixels, and keep it in memory (fast on a CPU; None reads the file each time).
+    max_angle_deg: draw the angles uniformly in ±D degrees instead of the whole circle (a
+    small-tilt model, issue 11; labels stay in [0, 360)).
     Items: (image (3, S, S) float, target (2,) = (cos θ, sin θ), θ in degrees (float tensor)).
     Raises ValueError for an unknown border or an empty list of paths.
     """
 
     def __init__(self, paths, image_size: int, border: str = "crop", repeats: int = 1,
-                 hflip: bool = True, cache_short_side: int | None = None, min_scale: float = 0.85):
+                 hflip: bool = True, cache_short_side: int | None = None, min_scale: float = 0.85,
+                 max_angle_deg: float | None = None):
         if border not in BORDERS or border == "alpha_mask":
             raise ValueError(f"border must be one of {[b for b in BORDERS if b != 'alpha_mask']}")
         self.paths = [Path(p) for p in paths]
@@ -153,6 +156,7 @@ class OnTheFlyRotationDataset(Dataset):
             raise ValueError("OnTheFlyRotationDataset needs at least one photo")
         self.image_size, self.border, self.repeats = image_size, border, repeats
         self.hflip, self.min_scale = hflip, min_scale
+        self.max_angle_deg = _check_max_angle(max_angle_deg)
         self.cache_short_side = cache_short_side
         self._cache = ([load_photo_tensor(p, cache_short_side) for p in self.paths]
                        if cache_short_side else None)
@@ -169,7 +173,8 @@ class OnTheFlyRotationDataset(Dataset):
         photo = self.photo(index)
         if self.hflip and torch.rand(1).item() < 0.5:
             photo = F.horizontal_flip(photo)
-        angle_deg = float(torch.rand(1).item() * 360.0)
+        u = torch.rand(1).item()
+        angle_deg = float(u * 360.0) if self.max_angle_deg is None else float((2 * u - 1) * self.max_angle_deg) % 360.0
         rotated = rotate_image(photo, angle_deg, border=self.border,
                                rng=np.random.default_rng(int(torch.randint(0, 2**31, (1,)))))
         image = to_model_input(rotated, self.image_size, train=True, min_scale=self.min_scale)
@@ -177,11 +182,17 @@ class OnTheFlyRotationDataset(Dataset):
         return image, angles.encode_angle_deg(angle), angle
 
 
+def _check_max_angle(max_angle_deg):
+    if max_angle_deg is not None and not 0 < max_angle_deg <= 180:
+        raise ValueError(f"max_angle_deg must be in (0, 180] degrees or None, got {max_angle_deg}")
+    return None if max_angle_deg is None else float(max_angle_deg)
+
+
 class FixedRotationDataset(Dataset):
     """Each photo rotated by a fixed set of seeded angles: the evaluation protocol.
 
     paths: photo files. rotations: angles per photo, drawn uniformly in [0, 360) from
-    ``seed``, so the same call always gives the same samples. border: ``crop`` (default, no
+    ``seed`` (in ±max_angle_deg when given), so the same call always gives the same samples. border: ``crop`` (default, no
     border pixels remain) or ``reflect`` / ``random_background``. cache_short_side: as in
     :class:`OnTheFlyRotationDataset`; with a cache each item is also computed only once (kept
     as uint8), since its angle never changes, so validating every epoch costs little.
@@ -189,7 +200,7 @@ class FixedRotationDataset(Dataset):
     """
 
     def __init__(self, paths, image_size: int, rotations: int = 6, seed: int = 0,
-                 border: str = "crop", cache_short_side: int | None = None):
+                 border: str = "crop", cache_short_side: int | None = None, max_angle_deg: float | None = None):
         if border not in BORDERS or border == "alpha_mask":
             raise ValueError(f"border must be one of {[b for b in BORDERS if b != 'alpha_mask']}")
         if rotations < 1:
@@ -199,8 +210,10 @@ class FixedRotationDataset(Dataset):
             raise ValueError("FixedRotationDataset needs at least one photo")
         self.image_size, self.border, self.seed = image_size, border, seed
         rng = np.random.default_rng(seed)
-        self.samples = [(i, float(a)) for i in range(len(self.paths))
-                        for a in rng.uniform(0.0, 360.0, size=rotations)]
+        limit = _check_max_angle(max_angle_deg)
+        draws = (lambda: rng.uniform(0.0, 360.0, size=rotations)) if limit is None else \
+            (lambda: rng.uniform(-limit, limit, size=rotations) % 360.0)
+        self.samples = [(i, float(a)) for i in range(len(self.paths)) for a in draws()]
         self._cache = ([load_photo_tensor(p, cache_short_side) for p in self.paths]
                        if cache_short_side else None)
         self._squares: dict[int, torch.Tensor] = {}  # with a cache, each item is computed once

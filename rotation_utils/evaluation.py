@@ -192,7 +192,7 @@ VAL_ROTATIONS = 6
 
 def evaluate_folder(checkpoint, images, rotations: int = VAL_ROTATIONS, seed: int = 0, border: str = "crop",
                     batch_size: int = 64, device=None, progress: bool = False,
-                    max_photos: int | None = None, tta: bool = False) -> dict:
+                    max_photos: int | None = None, tta: bool = False, max_angle_deg: float | None = None) -> dict:
     """Evaluate a saved model on a folder of photos with the course's protocol.
 
     The protocol, the same as the validation of training (:func:`rotation_utils.training.make_loaders`):
@@ -201,12 +201,14 @@ def evaluate_folder(checkpoint, images, rotations: int = VAL_ROTATIONS, seed: in
     centred square resized to the checkpoint's input size.
     checkpoint: path of a ``best.pt``. images: a folder (searched recursively) or a list of
     folders. border: ``crop`` or ``reflect``. device: default a GPU when there is one.
-    tta: average over the four 90° turns (:func:`turn_average`).
+    tta: average over the four 90° turns (:func:`turn_average`). max_angle_deg: draw the angles
+    in ±D degrees instead (small tilts; default: the checkpoint's own ``max_angle_deg``, else the
+    whole circle).
     The checkpoint's head (``metadata["head"]``, default the reference's) reads the outputs.
     Returns the summary dict: ``n``, ``mae_deg``, ``median_deg``, ``p90_deg``, ``within_5``,
     ``within_10``, ``within_15``, plus ``skipped`` (unusable files) and ``head``.
     Raises FileNotFoundError (missing checkpoint or folder), ValueError (bad checkpoint,
-    no usable photo).
+    no usable photo, ``tta`` with a model trained within less than ±90°).
     """
     from .datasets import FixedRotationDataset
     from .models import load_checkpoint
@@ -214,13 +216,20 @@ def evaluate_folder(checkpoint, images, rotations: int = VAL_ROTATIONS, seed: in
     from .sources import resolve_photos
 
     model, metadata = load_checkpoint(checkpoint, verbose=False)
+    trained_within = (metadata.get("profile") or {}).get("max_angle_deg")
+    if tta and trained_within is not None and trained_within < 90:
+        raise ValueError(f"{Path(checkpoint).name} was trained on angles within ±{trained_within:g}° only: the "
+                         "four 90° turns would show it photos it was never trained on (leave out --tta)")
     source = resolve_photos(images, max_photos=max_photos, verbose=False)
+    if max_angle_deg is None:
+        max_angle_deg = trained_within
     dataset = FixedRotationDataset(source.paths, metadata.get("image_size", 224), rotations=rotations,
-                                   seed=seed, border=border)
+                                   seed=seed, border=border, max_angle_deg=max_angle_deg)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
     result = evaluate_loader(model, loader, device if device is not None else default_device(), progress,
                              tta=tta, head=metadata.get("head", "cos_sin_mse"), bins=int(metadata.get("bins", 72)))
-    return {**result["summary"], "skipped": len(source.skipped), "head": metadata.get("head", "cos_sin_mse")}
+    return {**result["summary"], "skipped": len(source.skipped), "head": metadata.get("head", "cos_sin_mse"),
+            "max_angle_deg": max_angle_deg}
 
 
 #: The reference result's validation metrics (ResNet18 from ImageNet weights, 30k COCO-2017

@@ -56,7 +56,8 @@ def training_loader(train_paths, profile, border: str = "crop", seed: int = 0, d
         cache = photo_cache_side(profile)
         train_set = OnTheFlyRotationDataset(train_paths, profile.image_size, border=border,
                                             repeats=profile.train_repeats, hflip=profile.hflip,
-                                            cache_short_side=cache, min_scale=profile.min_scale)
+                                            cache_short_side=cache, min_scale=profile.min_scale,
+                                            max_angle_deg=profile.max_angle_deg)
     batch_size = profile.batch_size or 64
     ctx = distributed.context()
     sampler = (DistributedSampler(train_set, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
@@ -77,6 +78,7 @@ def training_loader(train_paths, profile, border: str = "crop", seed: int = 0, d
         if device.type == "cuda":
             device = torch.device("cuda", torch.cuda.current_device())
     return BatchedRotationLoader(loader, profile.image_size, device, border=border, min_scale=profile.min_scale,
+                                 max_angle_deg=profile.max_angle_deg,
                                  hflip=profile.hflip)
 
 
@@ -119,7 +121,7 @@ def validation_loader(val_paths, profile, val_rotations: int = VAL_ROTATIONS, se
     size = image_size or profile.image_size
     cache = photo_cache_side(dataclasses.replace(profile, image_size=size))
     val_set = FixedRotationDataset(val_paths, size, rotations=val_rotations, seed=seed, border="crop",
-                                   cache_short_side=cache)
+                                   cache_short_side=cache, max_angle_deg=profile.max_angle_deg)
     return DataLoader(val_set, batch_size=2 * (profile.batch_size or 64), shuffle=False,
                       num_workers=profile.num_workers, persistent_workers=profile.num_workers > 0,
                       pin_memory=profile.num_workers > 0 and torch.cuda.is_available())

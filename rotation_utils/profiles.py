@@ -58,6 +58,7 @@ class Profile:
     batched_rotation: bool = False  # rotate whole batches on the training device (batched_rotation)
     store_train_rotations: bool = True  # FiftyOne dataset: rotated copies of training photos too
     compile: bool = False      # torch.compile the training step's model (GPUs: faster after a warm-up)
+    max_angle_deg: float | None = None  # train and validate on angles in ±D (a small-tilt model; None: all)
     head: str = "cos_sin_mse"  # how the network answers: one of rotation_utils.heads.HEADS
     bins: int = 72             # bins of the bins_expected head (72 of 5°)
     head_alpha: float = 1.0    # weight of bins_expected's circular term (radians²) in its dual loss

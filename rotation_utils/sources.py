@@ -29,6 +29,7 @@ __all__ = [
     "PhotoSource",
     "find_images",
     "load_image",
+    "check_jpeg_data",
     "scan_images",
     "packaged_photos",
     "coco_zoo_photos",
@@ -103,14 +104,24 @@ def find_images(folder, recursive: bool = True) -> list[Path]:
                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
-    """RGB version of any PIL mode: 16-bit and float greyscale are rescaled to 8 bits,
-    transparency is composited on mid-grey, CMYK and palettes are converted."""
-    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+def _to_rgb(image: Image.Image, name: str = "image") -> Image.Image:
+    """RGB version of any PIL mode. 16-bit greyscale is scaled by its bit depth (65,535 → 255),
+    never stretched to each image's own range, so a dark photo stays dark; 32-bit float is read
+    as [0, 1] when its values fit there, else as [0, 255] (clipped), with NaN as black; an image
+    with no finite value is refused (:class:`BadImageError`). Transparency is composited on
+    mid-grey; CMYK and palettes are converted."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         array = np.asarray(image, dtype=np.float64)
-        lo, hi = np.nanmin(array), np.nanmax(array)
-        scaled = np.zeros_like(array) if hi <= lo else (array - lo) / (hi - lo) * 255.0
+        scaled = np.clip(array / 257.0, 0, 255)  # 16-bit data: Pillow opens 16-bit PNGs as I;16 or I
         image = Image.fromarray(scaled.round().astype(np.uint8), mode="L")
+    elif image.mode == "F":
+        array = np.asarray(image, dtype=np.float64)
+        finite = np.isfinite(array)
+        if not finite.any():
+            raise BadImageError(f"{name}: a float image with no finite value (all NaN or infinite)")
+        top = array[finite].max()
+        array = np.where(finite, array, 0.0) * (255.0 if top <= 1.0 else 1.0)
+        image = Image.fromarray(np.clip(array, 0, 255).round().astype(np.uint8), mode="L")
     if image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
     if image.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
@@ -120,7 +131,26 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def load_image(path, min_side: int = MIN_SIDE_PX, draft_short_side: int | None = None) -> Image.Image:
+def check_jpeg_data(path) -> None:
+    """Decode a JPEG file strictly: libjpeg's warnings ("Corrupt JPEG data: 66 extraneous bytes
+    before marker 0xd9"), which Pillow ignores and decodes through with wrong pixels, become a
+    :class:`BadImageError` naming the file. Uses simplejpeg (libjpeg-turbo, ``strict=True``).
+    Raises ImportError with the install command when simplejpeg is missing."""
+    try:
+        import simplejpeg
+    except ImportError as err:  # pragma: no cover - a course dependency
+        raise ImportError("checking JPEG data needs simplejpeg: pip install simplejpeg (or `make setup`)") from err
+    path = Path(path)
+    data = path.read_bytes()
+    try:
+        colorspace = simplejpeg.decode_jpeg_header(data)[2]
+        simplejpeg.decode_jpeg(data, colorspace="CMYK" if colorspace in ("CMYK", "YCCK") else "RGB", strict=True)
+    except (ValueError, RuntimeError, OSError) as err:
+        raise BadImageError(f"{path.name}: corrupt JPEG data ({str(err).strip()})") from err
+
+
+def load_image(path, min_side: int = MIN_SIDE_PX, draft_short_side: int | None = None,
+               strict_jpeg: bool = False) -> Image.Image:
     """Read a photo as an upright 8-bit RGB PIL image.
 
     The EXIF orientation is applied first, so a phone photo stored sideways comes out as it
@@ -129,6 +159,9 @@ def load_image(path, min_side: int = MIN_SIDE_PX, draft_short_side: int | None =
     path: a file path. min_side: smallest accepted side in pixels (of the file, before any
     reduction). draft_short_side: a JPEG may be decoded at 1/2, 1/4 or 1/8 of its size (Pillow's
     draft mode, several times faster) as long as both sides stay at least this many pixels.
+    strict_jpeg: also decode a JPEG with :func:`check_jpeg_data`, so that a corrupt body is an
+    error instead of wrong pixels (about one more decode; the dataset scan and ``straighten``
+    use it, the training loader does not).
     Raises FileNotFoundError for a missing file and :class:`BadImageError` (a ValueError)
     for an empty, truncated, corrupt, non-image or too small file; the message names the file.
     """
@@ -146,8 +179,12 @@ def load_image(path, min_side: int = MIN_SIDE_PX, draft_short_side: int | None =
                 if draft_short_side and opened.format == "JPEG" and opened.mode in ("RGB", "L"):
                     opened.draft(opened.mode, (draft_short_side, draft_short_side))
                 opened.load()
+                if strict_jpeg and opened.format == "JPEG":
+                    check_jpeg_data(path)
                 image = ImageOps.exif_transpose(opened)
-                image = _to_rgb(image)
+                image = _to_rgb(image, path.name)
+    except BadImageError:
+        raise
     except (UnidentifiedImageError, Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
         raise BadImageError(f"{path.name}: not a readable image ({err.__class__.__name__})") from err
     except (OSError, SyntaxError, ValueError) as err:
@@ -174,7 +211,7 @@ def scan_images(paths, min_side: int = MIN_SIDE_PX, verbose: bool = True, worker
 
     def check(path: Path) -> str | None:
         try:
-            load_image(path, min_side=min_side)
+            load_image(path, min_side=min_side, strict_jpeg=True)
         except (BadImageError, FileNotFoundError) as err:
             return str(err)
         return None

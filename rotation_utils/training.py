@@ -229,6 +229,7 @@ def fit(model, train_loader, val_loader, profile, out_dir, device=None, overwrit
     best_path = out_dir / "best.pt"
     metadata = {"image_size": profile.image_size, "num_outputs": heads.num_outputs(profile.head, profile.bins),
                 "head": profile.head, "bins": profile.bins, "profile": profile.to_dict(),
+                "max_angle_deg": profile.max_angle_deg,
                 "backbone": _backbone_or_none(model), "width": _resnet_width(model, profile.width),
                 "train_border": getattr(train_loader, "border", getattr(train_loader.dataset, "border", None)), **(extra_metadata or {})}
     saved = None

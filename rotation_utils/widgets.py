@@ -1,4 +1,4 @@
-"""Sliders for notebook 01 (angles live on a circle), and the drawings behind them.
+"""Sliders for notebooks 01 (angles live on a circle) and 08 (head pose), and the drawings behind them.
 
 Every slider has a pure drawing function beside it (:func:`plot_angle_pair`,
 :func:`plot_encoding_losses`) that tests and the static GitHub view call without a widget:
@@ -20,6 +20,8 @@ __all__ = [
     "encoding_losses",
     "plot_encoding_losses",
     "encoding_loss_explorer",
+    "plot_head_pose",
+    "head_pose_explorer",
 ]
 
 _TRUE_COLOR, _PRED_COLOR = "C0", "C1"
@@ -199,3 +201,56 @@ def encoding_loss_explorer(true_deg: float = 10.0, predicted_deg: float = 350.0)
     loss call a 20° miss across the seam a huge error while the (cos, sin) loss does not.
     """
     return _true_and_predicted_sliders(plot_encoding_losses, true_deg, predicted_deg, 1.0)
+
+
+def plot_head_pose(image, labelled_deg, chosen_deg, shape_3d, axes=None):
+    """Notebook 08's pose drawing: a face with its labelled axes (dashed) and the chosen pose's
+    axes (solid) from the crop's centre, and beside it the generic 3-D face (68 points) seen in the chosen
+    pose. image: a PIL face crop; labelled_deg, chosen_deg: (yaw, pitch, roll) degrees;
+    shape_3d: (68, 3), e.g. :func:`rotation_utils.headpose.mean_face_shape`. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    from . import headpose
+
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.8))
+    else:
+        fig = axes[0].figure
+    side = image.size[0]
+    axes[0].imshow(image)
+    centre = (side / 2, side / 2)
+    headpose.draw_pose_axes(axes[0], *labelled_deg, centre, side * 0.35, linestyle="--", linewidth=1.5)
+    headpose.draw_pose_axes(axes[0], *chosen_deg, centre, side * 0.45)
+    axes[0].set_title("face: label (dashed), sliders (solid)", fontsize=9)
+    axes[0].set_axis_off()
+    points = (headpose.pose_matrix(*chosen_deg) @ np.asarray(shape_3d).T).T
+    order = np.argsort(-points[:, 2])  # far points first, near ones on top
+    axes[1].scatter(points[order, 0], points[order, 1], c=-points[order, 2], cmap="viridis", s=14)
+    headpose.draw_pose_axes(axes[1], *chosen_deg, (0.0, 0.0), 1.4)
+    axes[1].set_xlim(-2, 2)
+    axes[1].set_ylim(2, -2)
+    axes[1].set_aspect("equal")
+    axes[1].set_title("mean face, yaw {:.0f}°, pitch {:.0f}°, roll {:.0f}°".format(*chosen_deg), fontsize=9)
+    axes[1].set_xlabel("image x (face radii)")
+    axes[1].set_ylabel("image y (face radii, down)")
+    fig.tight_layout()
+    return fig
+
+
+def head_pose_explorer(image, labelled_deg, shape_3d):
+    """Three sliders (yaw, pitch, roll, degrees in [-90, 90]) that redraw :func:`plot_head_pose`,
+    starting at the face's label. Returns an ipywidgets ``VBox``. Taught in notebook 08."""
+    import ipywidgets as w
+    import matplotlib.pyplot as plt
+
+    style = {"description_width": "initial"}
+    sliders = {name: w.FloatSlider(value=round(float(value)), min=-90, max=90, step=1, style=style,
+                                   description=f"{name} (°)", continuous_update=False)
+               for name, value in zip(("yaw", "pitch", "roll"), labelled_deg)}
+
+    def draw(yaw, pitch, roll):
+        plot_head_pose(image, labelled_deg, (yaw, pitch, roll), shape_3d)
+        plt.show()
+
+    out = w.interactive_output(draw, sliders)
+    return w.VBox([w.HBox(list(sliders.values())), out])

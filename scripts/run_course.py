@@ -46,7 +46,7 @@ def main(argv=None) -> int:
     run = Path(args.out) if args.out else ROOT / "runs" / stamp
     run.mkdir(parents=True, exist_ok=False)
     # Relative folders are meant from the project root; the kernels start in notebooks/.
-    for name in ("ROTATION_COURSE_IMAGES", "ROTATION_COURSE_MNIST"):
+    for name in ("ROTATION_COURSE_IMAGES", "ROTATION_COURSE_MNIST", "ROTATION_COURSE_HEAD_POSE"):
         if os.environ.get(name):
             os.environ[name] = os.pathsep.join(str((ROOT / p).resolve()) if not Path(p).is_absolute() else p
                                                for p in os.environ[name].split(os.pathsep) if p)
@@ -58,9 +58,15 @@ def main(argv=None) -> int:
     images = os.environ.get("ROTATION_COURSE_IMAGES") or "the offline photos shipped in packages"
     print(f"profile {args.profile}, photos: {images}\nrun folder: {_show(run)}")
     total = time.monotonic()
+    skipped = []
     for path in notebooks:
         start = time.monotonic()
         nb = nbformat.read(path, as_version=4)
+        needs = nb.metadata.get("rotation_course", {})
+        if needs.get("requires_env") and not os.environ.get(needs["requires_env"], "").strip():
+            skipped.append(path.name)
+            print(f"skip {path.name:45s} it needs {needs.get('requires', 'its data')}: set {needs['requires_env']}")
+            continue
         client = NotebookClient(nb, timeout=args.timeout, kernel_name="python3",
                                 resources={"metadata": {"path": str(NOTEBOOKS)}})
         try:
@@ -72,7 +78,8 @@ def main(argv=None) -> int:
             return 1
         nbformat.write(nb, path if args.inplace else run / path.name)
         print(f"ok  {path.name:45s} {time.monotonic() - start:6.0f} s")
-    print(f"all {len(notebooks)} notebooks ran in {time.monotonic() - total:.0f} s")
+    print(f"{len(notebooks) - len(skipped)} notebooks ran in {time.monotonic() - total:.0f} s"
+          + (f"; skipped for want of data: {', '.join(skipped)}" if skipped else ""))
 
     summary_path = run / "artifacts" / "training_summary.json"
     if summary_path.exists():

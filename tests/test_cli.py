@@ -183,7 +183,9 @@ def test_evaluate_prints_exactly_one_json_object(trained_run, photos_dir, capsys
     result = json.loads(lines[0])
     assert isinstance(result, dict)
     assert METRIC_KEYS <= set(result)
-    assert set(result) - METRIC_KEYS <= {"skipped", "head"}, "only the documented skipped count and head besides"
+    assert set(result) - METRIC_KEYS <= {"skipped", "head", "max_angle_deg"}, \
+        "only the documented skipped count, head and angle range besides"
+    assert result["max_angle_deg"] is None, "a full-circle model is evaluated on the whole circle"
     assert result["n"] == N_PHOTOS * 2
     assert 0.0 <= result["mae_deg"] <= 180.0
     assert 0.0 <= result["median_deg"] <= result["p90_deg"] <= 180.0
@@ -337,3 +339,32 @@ def test_console_script_help():
     assert done.returncode == 0, done.stderr
     assert "train" in done.stdout and "evaluate" in done.stdout
     assert "rotation-course" in done.stdout
+
+
+def test_small_tilt_training_is_recorded_and_evaluated_in_its_range(offline, photos_dir, tmp_path, capsys):
+    run = tmp_path / "tilt"
+    code, out, err = run_cli(["train", "--images", str(photos_dir), "--out", str(run), "--epochs", "1",
+                              "--max-photos", "3", "--device", "cpu", "--no-progress", "--max-angle", "15"], capsys)
+    assert code == 0, err
+    _, metadata = load_checkpoint(run / "best.pt", verbose=False)
+    assert metadata["max_angle_deg"] == 15 and metadata["profile"]["max_angle_deg"] == 15
+    code, out, _ = run_cli(evaluate_argv(run, photos_dir), capsys)
+    assert code == 0 and json.loads(out)["max_angle_deg"] == 15
+    code, out, _ = run_cli(evaluate_argv(run, photos_dir) + ["--max-angle", "180"], capsys)
+    assert json.loads(out)["max_angle_deg"] == 180
+    code, _, err = run_cli(evaluate_argv(run, photos_dir) + ["--tta"], capsys)
+    assert code == 2 and "±15°" in err
+    assert run_cli(["train", "--images", str(photos_dir), "--out", str(tmp_path / "bad"), "--max-angle", "0"],
+                   capsys)[0] == 2
+
+
+def test_small_tilt_angles_stay_in_their_range(photos_dir):
+    from rotation_utils.datasets import FixedRotationDataset, OnTheFlyRotationDataset
+
+    paths = sorted(photos_dir.glob("*.png")) or sorted(photos_dir.iterdir())
+    fixed = FixedRotationDataset(paths[:3], 32, rotations=20, max_angle_deg=15)
+    signed = [((a + 180) % 360) - 180 for _, a in fixed.samples]
+    assert max(abs(a) for a in signed) <= 15 and min(signed) < -5 and max(signed) > 5
+    drawn = OnTheFlyRotationDataset(paths[:2], 32, max_angle_deg=10)
+    angles_seen = [((float(drawn[i % 2][2]) + 180) % 360) - 180 for i in range(40)]
+    assert max(abs(a) for a in angles_seen) <= 10 and min(angles_seen) < 0 < max(angles_seen)

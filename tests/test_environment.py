@@ -2,7 +2,8 @@
 README.md, the Makefile and the CI script.
 
 environment.yml (conda) must list in its ``pip:`` section exactly the requirements of
-pyproject's [project].dependencies plus the ``course`` and ``test`` extras, and ``-e .``.
+pyproject's [project].dependencies plus the ``course``, ``test``, ``headpose`` and ``export`` extras (what
+``make setup`` installs), and ``-e .``.
 """
 import importlib
 import os
@@ -35,7 +36,7 @@ def normalised(requirement: str) -> str:
 def expected_requirements() -> list[str]:
     project = pyproject()["project"]
     optional = project.get("optional-dependencies", {})
-    return list(project["dependencies"]) + list(optional["course"]) + list(optional["test"])
+    return list(project["dependencies"]) + list(optional["course"]) + list(optional["test"]) + list(optional["headpose"]) + list(optional["export"])
 
 
 def environment() -> dict:

@@ -473,3 +473,62 @@ def test_full_profile_offline_is_a_clear_error_naming_the_folder_option(no_image
     # the workshop profile says so and falls back to the offline photos
     source = resolve_photos(profile=get_profile("workshop"), verbose=False)
     assert "could not be reached" in source.reason
+
+
+def _bit_flipped_jpeg(tmp_path) -> Path:
+    """A JPEG whose entropy-coded body has a few bytes flipped: Pillow decodes it without a
+    word (wrong pixels), libjpeg warns "Corrupt JPEG data"."""
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 255, size=(96, 128, 3), dtype=np.uint8))
+    good = tmp_path / "good.jpg"
+    image.save(good, quality=90)
+    data = bytearray(good.read_bytes())
+    for seed in range(200):
+        bad = bytearray(data)
+        flips = np.random.default_rng(seed).integers(len(data) // 3, len(data) - 4, size=6)
+        for position in flips:
+            bad[position] ^= 0x5A
+        path = tmp_path / "flipped.jpg"
+        path.write_bytes(bytes(bad))
+        try:
+            with Image.open(path) as opened:
+                opened.load()
+        except OSError:
+            continue
+        try:
+            from rotation_utils.sources import check_jpeg_data
+            check_jpeg_data(path)
+        except BadImageError:
+            return path
+    pytest.skip("no silent corruption found")
+
+
+def test_a_silently_corrupt_jpeg_is_caught_when_strict(tmp_path):
+    path = _bit_flipped_jpeg(tmp_path)
+    load_image(path)  # Pillow alone accepts it
+    with pytest.raises(BadImageError, match=r"flipped\.jpg: corrupt JPEG data"):
+        load_image(path, strict_jpeg=True)
+    good, skipped = scan_images([tmp_path / "good.jpg", path], verbose=False)
+    assert good == [tmp_path / "good.jpg"] and skipped[0][0] == path
+    cmyk = tmp_path / "cmyk.jpg"
+    Image.new("CMYK", (64, 48), (0, 128, 0, 0)).save(cmyk)
+    assert load_image(cmyk, strict_jpeg=True).mode == "RGB"
+
+
+def test_16_bit_is_scaled_by_bit_depth_not_stretched(tmp_path):
+    dark = np.tile(np.linspace(0, 1000, 64), (48, 1)).astype(np.uint16)  # a dark 16-bit photo
+    path = tmp_path / "dark16.png"
+    Image.fromarray(dark).save(path)
+    pixels = np.asarray(load_image(path))
+    assert pixels.max() <= 5, "a dark 16-bit image must stay dark (1000 / 65535 of white)"
+
+
+def test_float_images_nan_and_range(tmp_path):
+    nan = tmp_path / "nan.tif"
+    Image.fromarray(np.full((40, 40), np.nan, dtype=np.float32), mode="F").save(nan)
+    with pytest.raises(BadImageError, match=r"nan\.tif.*no finite value"):
+        load_image(nan)
+    unit = tmp_path / "unit.tif"
+    Image.fromarray(np.tile(np.linspace(0, 1, 40, dtype=np.float32), (40, 1)), mode="F").save(unit)
+    row = np.asarray(load_image(unit))[0, :, 0]
+    assert row[0] == 0 and row[-1] == 255
