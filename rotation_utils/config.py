@@ -34,6 +34,7 @@ __all__ = [
     "image_folders",
     "display_path",
     "notebook_setup",
+    "write_atomically",
 ]
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
@@ -117,6 +118,29 @@ def display_path(path) -> str:
     if home in path.parents:
         return "~/" + path.relative_to(home).as_posix()
     return "…/" + "/".join(path.parts[-2:])
+
+
+def write_atomically(path, write) -> Path:
+    """Write a file so that it is either complete or absent: ``write(tmp)`` writes a temporary
+    file (a ``str`` path ending in ``.tmp``, in the same folder, so the rename stays on one disk;
+    give image writers the format explicitly), which is then
+    renamed to ``path``. If ``write`` fails, or the run is interrupted, the temporary file is
+    removed and ``path`` is untouched. The folder is created if missing. Returns ``path``.
+    Every file the course writes for a user (checkpoints, images, exports) goes through here."""
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # hidden and ending in .tmp, so that a leftover is never taken for a photo or a checkpoint
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
 
 
 def notebook_setup(seed: int = 0, quiet: bool = False):

@@ -314,9 +314,13 @@ def _build_folder(base: Path, name: str, settings: dict) -> tuple[Path, bool]:
 
 def _save_atomically(image, out: Path) -> None:
     """Write an image to a temporary name, then rename it: a file that exists is complete."""
-    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
-    image.save(tmp, quality=95) if out.suffix == ".jpg" else image.save(tmp)
-    os.replace(tmp, out)
+    from PIL import Image
+
+    from .config import write_atomically
+
+    fmt = Image.registered_extensions().get(out.suffix.lower(), "PNG")
+    options = {"quality": 95} if fmt == "JPEG" else {}
+    write_atomically(out, lambda tmp: image.save(tmp, format=fmt, **options))
 
 
 def build_rotated_dataset(name: str, photos, rotations_per_photo: int = 6, border: str = "reflect",

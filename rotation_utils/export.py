@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from .config import write_atomically
 from .datasets import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = ["AngleModel", "export_model", "FORMATS"]
@@ -41,18 +40,6 @@ class AngleModel(nn.Module):
         vector = resultant(self.head, self.network(images), self.bins)
         angle = torch.atan2(vector[:, 1], vector[:, 0]) * (180.0 / math.pi)  # (rad2deg has no ONNX form)
         return torch.remainder(angle, 360.0), torch.linalg.vector_norm(vector, dim=1)
-
-
-def _atomic(out: Path, write) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(handle)
-    try:
-        write(tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def export_model(checkpoint, fmt: str, out, overwrite: bool = False) -> dict:
@@ -83,9 +70,9 @@ def export_model(checkpoint, fmt: str, out, overwrite: bool = False) -> dict:
         warnings.simplefilter("ignore")  # tracer and exporter notices about the decoding's constants
         if fmt == "torchscript":
             traced = torch.jit.trace(model, example)
-            _atomic(out, lambda tmp: torch.jit.save(traced, tmp))
+            write_atomically(out, lambda tmp: torch.jit.save(traced, tmp))
         else:
-            _atomic(out, lambda tmp: torch.onnx.export(
+            write_atomically(out, lambda tmp: torch.onnx.export(
                 model, (example,), tmp, input_names=["image"], output_names=["angle_deg", "resultant_length"],
                 dynamic_axes={"image": {0: "batch"}, "angle_deg": {0: "batch"}, "resultant_length": {0: "batch"}},
                 opset_version=17, dynamo=False))
@@ -99,5 +86,5 @@ def export_model(checkpoint, fmt: str, out, overwrite: bool = False) -> dict:
                                  "-angle_deg to straighten it",
                     "resultant_length": "the length of the head's answer on the circle: how sure it is"},
     }
-    _atomic(sidecar, lambda tmp: Path(tmp).write_text(json.dumps(description, indent=1) + "\n"))
+    write_atomically(sidecar, lambda tmp: Path(tmp).write_text(json.dumps(description, indent=1) + "\n"))
     return description

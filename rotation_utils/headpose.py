@@ -1034,12 +1034,10 @@ def save_headpose_checkpoint(model: HeadPoseNet, path, metadata: dict, overwrite
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{display_path(path)} exists; pass overwrite (--overwrite) to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from .config import write_atomically
+
     meta = {"backbone": model.backbone_name, "weights": model.weights, "bins": model.bins, **metadata}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"state_dict": model.state_dict(), "metadata": meta}, tmp)
-    tmp.replace(path)
-    return path
+    return write_atomically(path, lambda tmp: torch.save({"state_dict": model.state_dict(), "metadata": meta}, tmp))
 
 
 def load_headpose_checkpoint(path, device="cpu") -> tuple[HeadPoseNet, dict]:

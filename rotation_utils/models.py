@@ -14,6 +14,7 @@ from torch import nn
 from torchvision import models as tv_models
 
 from . import backbones
+from .config import write_atomically
 from .backbones import WeightsUnavailableError, resnet18_of_width
 
 __all__ = [
@@ -162,12 +163,8 @@ def save_checkpoint(path, model: nn.Module, metadata: dict, overwrite: bool = Fa
     if path.exists() and not overwrite:
         raise CheckpointExistsError(f"{path.name} already exists; pass overwrite=True "
                                     "(or --overwrite) to replace it, or choose another folder")
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in _unwrap(model).state_dict().items()}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"model_state": state, "metadata": metadata, **extra}, tmp)
-    tmp.replace(path)
-    return path
+    return write_atomically(path, lambda tmp: torch.save({"model_state": state, "metadata": metadata, **extra}, tmp))
 
 
 def load_checkpoint(path, map_location="cpu", verbose: bool = True,
@@ -249,11 +246,8 @@ def half_precision_copy(source, target, overwrite: bool = False) -> Path:
     if target.exists() and not overwrite:
         raise CheckpointExistsError(f"{target.name} already exists; pass overwrite=True to replace it")
     state = {k: (v.half() if v.is_floating_point() else v) for k, v in checkpoint["model_state"].items()}
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp")
-    torch.save({"model_state": state, "metadata": {**checkpoint.get("metadata", {}), "precision": "float16"}}, tmp)
-    tmp.replace(target)
-    return target
+    metadata = {**checkpoint.get("metadata", {}), "precision": "float16"}
+    return write_atomically(target, lambda tmp: torch.save({"model_state": state, "metadata": metadata}, tmp))
 
 
 def _unwrap(model: nn.Module) -> nn.Module:

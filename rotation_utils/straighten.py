@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -32,6 +31,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .config import write_atomically
 from .sources import IMAGE_EXTENSIONS, BadImageError, load_image
 
 __all__ = ["StraightenRecord", "StraightenSettings", "collect_photos", "check_output_folder",
@@ -192,11 +192,11 @@ def straighten_image(image: Image.Image, correction_deg: float, border: str = "c
 def _save_atomically(image: Image.Image, source: Path, out: Path) -> None:
     """Write ``image`` to ``out`` in the format of its suffix, through a temporary file in the
     same folder renamed into place. EXIF is kept with its orientation reset to 1 (the pixels
-    are upright now); the ICC profile is kept."""
+    are upright now); the ICC profile is kept when the photo was RGB already."""
     fmt = _FORMATS.get(out.suffix.lower(), "PNG")
     options = {}
     with Image.open(source) as original:
-        info = original.info
+        info, source_mode = original.info, original.mode
         try:
             exif = original.getexif()
         except Exception:  # noqa: BLE001 - a broken EXIF block is dropped, not fatal
@@ -204,31 +204,16 @@ def _save_atomically(image: Image.Image, source: Path, out: Path) -> None:
     if exif is not None and len(exif) and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
         exif[0x0112] = 1
         options["exif"] = exif.tobytes()
-    if info.get("icc_profile") and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
+    # the output is RGB: a CMYK or greyscale photo's colour profile would describe other channels
+    if info.get("icc_profile") and fmt in ("JPEG", "PNG", "WEBP", "TIFF") and source_mode in ("RGB", "RGBA"):
         options["icc_profile"] = info["icc_profile"]
     if fmt == "JPEG":
         options.update(quality=95, subsampling=0)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(handle)
-    try:
-        image.save(tmp, format=fmt, **options)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(out, lambda tmp: image.save(tmp, format=fmt, **options))
 
 
 def _copy_atomically(source: Path, out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(handle)
-    try:
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(out, lambda tmp: shutil.copyfile(source, tmp))
 
 
 def _unreadable(path: Path, err: OSError) -> str:

@@ -218,3 +218,17 @@ def test_tta_is_refused_for_a_small_tilt_model(tmp_path):
     with pytest.raises(ValueError, match="±15°"):
         straighten_photos(FixedAngle(0.0), tilt, [path], tmp_path / "out", StraightenSettings(tta=True), progress=False)
     assert straighten_photos(FixedAngle(5.0), tilt, [path], tmp_path / "out", progress=False)[0].action == "straightened"
+
+
+def test_rgb_colour_profile_is_kept_and_a_cmyk_one_dropped(tmp_path):
+    from PIL import ImageCms
+
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    rgb = _photo(tmp_path / "in" / "rgb.jpg", 0, icc_profile=srgb)
+    cmyk = _photo(tmp_path / "in" / "cmyk.jpg", 1, mode="CMYK", icc_profile=b"not an RGB profile")
+    straighten_photos(FixedAngle(12.0), META, [tmp_path / "in"], tmp_path / "out", progress=False)
+    with Image.open(tmp_path / "out" / "rgb.jpg") as written:
+        assert written.info.get("icc_profile") == srgb
+    with Image.open(tmp_path / "out" / "cmyk.jpg") as written:
+        assert written.mode == "RGB" and "icc_profile" not in written.info
+    assert rgb.exists() and cmyk.exists()
