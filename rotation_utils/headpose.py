@@ -895,7 +895,8 @@ def predict_headpose(model: HeadPoseNet, dataset: HeadPoseDataset, batch_size: i
 # --------------------------------------------------------------------------- the course's experiment
 
 def head_pose_dir(folder=None) -> Path:
-    """The head-pose data folder: ``folder``, else ``ROTATION_COURSE_HEAD_POSE``. It holds
+    """The head-pose data folder: ``folder``, else ``ROTATION_COURSE_HEAD_POSE`` (a relative path
+    is looked up from the cwd, then from the project root, as for the photos). It holds
     ``aflw2000_sample/``, ``aflw2000_more/`` and ``pointing04/`` (any of them may be missing).
     Raises :class:`HeadPoseDataUnavailable` (with what to do) when neither is given or the
     folder does not exist."""
@@ -908,7 +909,9 @@ def head_pose_dir(folder=None) -> Path:
             ".mat files (aflw2000_sample/, aflw2000_more/) and Pointing'04 (pointing04/). AFLW2000-3D: "
             "http://www.cbsr.ia.ac.cn/users/xiangyuzhu/projects/3DDFA/main.htm (research use); "
             "Pointing'04: the INRIA PRIMA Head Pose Image Database.")
-    path = Path(value).expanduser()
+    from .config import _relative_to_cwd_or_project
+
+    path = _relative_to_cwd_or_project(Path(value).expanduser())  # a kernel starts in notebooks/
     if not path.is_dir():
         raise HeadPoseDataUnavailable(f"{HEAD_POSE_ENV} / folder names {display_path(path)}, which does not exist")
     return path

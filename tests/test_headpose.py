@@ -396,3 +396,16 @@ def test_cli_headpose_pnp_with_dlib_landmarks(head_pose_dir, capsys):
     result = json.loads(captured.out)
     assert result["landmarks"] == "dlib" and result["n"] + result["no_face_found"] == 16
     assert captured.err.count("no face found by Dlib") == result["no_face_found"]
+
+
+def test_head_pose_dir_says_what_to_do_and_reads_relative_paths(monkeypatch, tmp_path):
+    monkeypatch.delenv(hp.HEAD_POSE_ENV, raising=False)
+    with pytest.raises(hp.HeadPoseDataUnavailable, match="ROTATION_COURSE_HEAD_POSE"):
+        hp.head_pose_dir()
+    monkeypatch.setenv(hp.HEAD_POSE_ENV, str(tmp_path / "missing"))
+    with pytest.raises(hp.HeadPoseDataUnavailable, match="does not exist"):
+        hp.head_pose_dir()
+    (tmp_path / "faces").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(hp.HEAD_POSE_ENV, "faces")
+    assert hp.head_pose_dir().resolve() == (tmp_path / "faces").resolve()
