@@ -457,7 +457,9 @@ def pose_errors(predicted_deg, true_deg) -> dict:
     true_deg = np.asarray(true_deg, dtype=np.float64)
     if predicted_deg.shape != true_deg.shape or predicted_deg.ndim != 2 or predicted_deg.shape[1] != 3:
         raise ValueError(f"expected two (N, 3) arrays, got {predicted_deg.shape} and {true_deg.shape}")
-    errors = np.abs((predicted_deg - true_deg + 180.0) % 360.0 - 180.0)
+    from .angles import circular_absolute_error_deg
+
+    errors = circular_absolute_error_deg(predicted_deg, true_deg)  # nan where unlabelled
     out = {"n": int(len(true_deg))}
     columns = []
     for i, name in enumerate(ANGLES):
