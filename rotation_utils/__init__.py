@@ -8,7 +8,8 @@ mixed precision), ``training``, ``evaluation``, ``heads`` (five ways to ask for 
 (heads trained on fixed features, notebook 07), ``headpose`` (yaw, pitch and roll, notebook 08),
 ``straighten`` and ``export`` (the trained model as a tool), ``plots``, ``gradcam``, ``widgets``, ``digits``
 (notebook 02), ``exercises`` (answer checks), ``profiles`` and ``config`` (the scale of a run,
-where files go) and ``cli`` (the ``rotation-course`` command).
+where files go), ``colab`` (opening the notebooks in Google Colab) and ``cli`` (the
+``rotation-course`` command).
 Import the module you need, e.g. ``from rotation_utils import angles``.
 """
 __version__ = "0.1.0"

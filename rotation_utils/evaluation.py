@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from . import angles
-from .precision import cpu_supports_bf16
+from .precision import cpu_supports_bf16, for_inference, inference_input
 
 __all__ = [
     "VAL_ROTATIONS",
@@ -115,12 +115,12 @@ def predict(model, loader, device=None, progress: bool = False, cpu_bf16: bool =
 
     head_module.num_outputs(head, bins)
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    model = model.to(device).eval()
+    model = for_inference(model, device)
     bf16 = cpu_bf16 and device.type == "cpu" and cpu_supports_bf16()
     outputs, truths, confidences, losses, count = [], [], [], 0.0, 0
     for images, targets, angle_deg in tqdm(loader, desc="predict", leave=False, disable=not progress):
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            images = images.to(device)
+            images = inference_input(images, device)
             if head == "cos_sin_mse":
                 out = (turn_average(model, images) if tta else model(images)).float().cpu()
                 confidence = out.norm(dim=1)

@@ -881,14 +881,16 @@ def train_headpose(model: HeadPoseNet, dataset: HeadPoseDataset, epochs: int = 3
 def predict_headpose(model: HeadPoseNet, dataset: HeadPoseDataset, batch_size: int = 64) -> np.ndarray:
     """(N, 3) yaw, pitch, roll in degrees: the expected value of each head's softmax, for the
     dataset's items in order (no augmentation)."""
+    from .precision import for_inference, inference_input
+
     device = next(model.parameters()).device
     was_train, dataset.train = dataset.train, False
-    model.eval()
+    model = for_inference(model, device)
     out = []
     try:
         for start in range(0, len(dataset), batch_size):
             images = torch.stack([dataset[i][0] for i in range(start, min(start + batch_size, len(dataset)))])
-            out.append(expected_angle_deg(model(images.to(device))).cpu().numpy())
+            out.append(expected_angle_deg(model(inference_input(images, device))).cpu().numpy())
     finally:
         dataset.train = was_train
     return np.concatenate(out).astype(np.float64) if out else np.zeros((0, 3))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["default_device", "cpu_supports_bf16", "autocast_dtype"]
+__all__ = ["default_device", "cpu_supports_bf16", "autocast_dtype", "for_inference", "inference_input"]
 
 
 def default_device() -> torch.device:
@@ -37,3 +37,29 @@ def autocast_dtype(device, cpu_bf16: bool = False) -> torch.dtype | None:
     if device.type != "cuda":
         return None
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def for_inference(model: torch.nn.Module, device) -> torch.nn.Module:
+    """The model on ``device`` in eval mode, and on a CPU in the channels-last memory format.
+
+    Channels-last (NHWC) convolutions run about 1.8–2.1× faster than the default layout on the
+    course's CPUs for EfficientNet-Lite0 and ResNet18 at 160 px (``benchmarks/inference_layout.py``
+    measures both side by side); the outputs agree to float32 rounding (about 1e-6). Pair it
+    with :func:`inference_input`. The model is changed in place (the layout of its 4-D
+    weights, not their values) and returned.
+    """
+    device = torch.device(device)
+    model = model.to(device).eval()
+    if device.type == "cpu":
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def inference_input(images: torch.Tensor, device) -> torch.Tensor:
+    """A batch of images (N, C, H, W) on ``device``, channels-last on a CPU (see
+    :func:`for_inference`); other shapes are only moved."""
+    device = torch.device(device)
+    images = images.to(device)
+    if device.type == "cpu" and images.dim() == 4:
+        images = images.contiguous(memory_format=torch.channels_last)
+    return images

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from . import angles, heads
 from .evaluation import undo_turns
+from .precision import for_inference, inference_input
 
 __all__ = ["feature_extractor", "extract_features", "Readout", "train_readout", "readout_predict"]
 
@@ -65,11 +66,11 @@ def extract_features(model: nn.Module, loader, turns: bool = False, passes: int 
         raise ValueError(f"passes must be at least 1, got {passes}")
     extractor = model if not _has_head(model) else feature_extractor(model)
     device = torch.device(device) if device is not None else next(extractor.parameters()).device
-    extractor = extractor.to(device).eval()
+    extractor = for_inference(extractor, device)
     chunks, truths = [], []
     for _ in range(passes):
         for images, _, angle_deg in tqdm(loader, desc=desc, leave=False, disable=not progress):
-            images = images.to(device)
+            images = inference_input(images, device)
             ks = range(4) if turns else range(1)
             chunks.append(torch.stack([extractor(torch.rot90(images, k, dims=(-2, -1))).float().cpu() for k in ks]))
             truths.append(angle_deg.float().cpu())

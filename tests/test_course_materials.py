@@ -1,0 +1,107 @@
+"""Every notebook ends its lessons with a questionnaire, and the learners' copies keep it.
+
+A questionnaire is one Markdown cell headed "## Questionnaire" with 8 to 12 numbered questions,
+each ending with "?", placed before the exercises. ``scripts/strip_solutions.py`` (``make
+learner-copy``) must leave it as it is.
+"""
+import importlib.util
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+HEADING = "## Questionnaire"
+MIN_QUESTIONS, MAX_QUESTIONS = 8, 12
+ITEM = re.compile(r"^(\d+)\.\s+(\S.*)$")
+
+
+def questionnaire_cells(nb) -> list[int]:
+    """Indices of the Markdown cells with a "## Questionnaire" heading line."""
+    return [i for i, cell in enumerate(nb.cells)
+            if cell.cell_type == "markdown" and HEADING in (line.rstrip() for line in cell.source.splitlines())]
+
+
+def questions(markdown: str) -> list[str]:
+    """The numbered items of ``markdown``, each joined from its wrapped lines. Raises
+    ValueError when the items are not numbered 1, 2, 3, ... in order."""
+    items, numbers = [], []
+    for line in markdown.splitlines():
+        match = ITEM.match(line)
+        if match:
+            numbers.append(int(match.group(1)))
+            items.append(match.group(2).strip())
+        elif items and line.startswith(" ") and line.strip():
+            items[-1] += " " + line.strip()  # an item wrapped onto the next line
+        elif items and line.strip():
+            raise ValueError(f"text after the questions: {line!r}")
+    if numbers != list(range(1, len(numbers) + 1)):
+        raise ValueError(f"questions numbered {numbers}, not 1 to {len(numbers)}")
+    return items
+
+
+def problems(markdown: str) -> list[str]:
+    """What is wrong with a questionnaire cell ([] when nothing is)."""
+    try:
+        found = questions(markdown)
+    except ValueError as err:
+        return [str(err)]
+    wrong = []
+    if not MIN_QUESTIONS <= len(found) <= MAX_QUESTIONS:
+        wrong.append(f"{len(found)} questions, not {MIN_QUESTIONS} to {MAX_QUESTIONS}")
+    wrong += [f"question {k} does not end with '?': {q!r}" for k, q in enumerate(found, 1) if not q.endswith("?")]
+    return wrong
+
+
+def test_notebooks_are_found():
+    assert len(NOTEBOOKS) >= 8
+
+
+def test_the_checker_catches_bad_questionnaires():
+    good = "## Questionnaire\n\nIntro.\n\n" + "\n".join(f"{k}. Why {k}?" for k in range(1, 9))
+    assert problems(good) == []
+    assert problems(good.replace("Why 3?", "Because 3.")) == ["question 3 does not end with '?': 'Because 3.'"]
+    assert problems("## Questionnaire\n\n" + "\n".join(f"{k}. Why?" for k in range(1, 8))) == [
+        "7 questions, not 8 to 12"]
+    assert problems("\n".join(f"{k}. Why?" for k in range(1, 14))) == ["13 questions, not 8 to 12"]
+    assert "numbered" in problems("\n".join(f"{k}. Why?" for k in (1, 2, 4, 5, 6, 7, 8, 9)))[0]
+    wrapped = "1. Why does a long question\n   wrap onto the next line?\n" + "\n".join(
+        f"{k}. Why?" for k in range(2, 9))
+    assert problems(wrapped) == [] and questions(wrapped)[0] == "Why does a long question wrap onto the next line?"
+    assert problems("1. Why does this one\n   stop half way\n" + "\n".join(f"{k}. Why?" for k in range(2, 9)))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_has_one_questionnaire(path):
+    nb = nbformat.read(path, as_version=4)
+    found = questionnaire_cells(nb)
+    assert len(found) == 1, f"{path.name}: {len(found)} Markdown cells headed {HEADING!r}"
+    cell = nb.cells[found[0]]
+    assert cell.source.startswith(HEADING + "\n")
+    assert problems(cell.source) == []
+    exercises = [i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and c.source.startswith("## Exercises")]
+    assert all(found[0] < i for i in exercises), "the questionnaire comes before the exercises"
+
+
+@pytest.fixture(scope="module")
+def learner_copies(tmp_path_factory):
+    spec = importlib.util.spec_from_file_location("strip_solutions", ROOT / "scripts" / "strip_solutions.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    target = tmp_path_factory.mktemp("learner_notebooks")
+    removed = module.strip(ROOT / "notebooks", target)
+    assert removed > 0  # it did strip something: the copies are not the originals
+    return target
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_learner_copy_keeps_the_questionnaire(path, learner_copies):
+    original = nbformat.read(path, as_version=4)
+    copy = nbformat.read(learner_copies / path.name, as_version=4)
+    assert not any("solution" in c.get("metadata", {}).get("tags", []) for c in copy.cells)
+    [kept] = questionnaire_cells(copy)
+    [source] = questionnaire_cells(original)
+    assert copy.cells[kept].source == original.cells[source].source
+    assert problems(copy.cells[kept].source) == []
