@@ -323,7 +323,6 @@ def straighten_explorer(model, metadata: dict, images, turned_deg: float = 30.0)
     images: a list of PIL RGB photos. Returns an ipywidgets ``VBox``. Taught in notebook 09.
     Raises ValueError for an empty ``images``."""
     import ipywidgets as w
-    import matplotlib.pyplot as plt
 
     if not images:
         raise ValueError("straighten_explorer needs at least one photo")
@@ -336,9 +335,11 @@ def straighten_explorer(model, metadata: dict, images, turned_deg: float = 30.0)
         "tta": w.Checkbox(value=False, description="average the four 90° turns (--tta)"),
     }
 
+    from .plots import show_as_jpeg
+
     def draw(index, turned_deg, tta):
         result = plot_straightening(model, metadata, images[index], turned_deg, tta=tta)
-        plt.show()
+        show_as_jpeg(result.fig)
         print(f"predicted {result.predicted_deg:+.1f}°, circular absolute error {result.error_deg:.1f}°, "
               f"confidence {result.confidence:.2f}")
 

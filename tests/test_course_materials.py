@@ -105,3 +105,16 @@ def test_learner_copy_keeps_the_questionnaire(path, learner_copies):
     [source] = questionnaire_cells(original)
     assert copy.cells[kept].source == original.cells[source].source
     assert problems(copy.cells[kept].source) == []
+
+
+def test_readme_gallery_matches_the_notebooks():
+    """Every README figure is the stored figure of its notebook (scripts/readme_figures.py --check),
+    and the README shows one per notebook."""
+    spec = importlib.util.spec_from_file_location("readme_figures", ROOT / "scripts" / "readme_figures.py")
+    figures = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(figures)
+    assert figures.main(["--check"]) == 0, "a README figure is stale: run python scripts/readme_figures.py"
+    readme = (ROOT / "README.md").read_text()
+    for notebook in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        assert notebook.name in figures.FIGURES, f"{notebook.name} has no figure in scripts/readme_figures.py"
+        assert f"docs/figures/{notebook.name[:2]}.png" in readme, f"the README does not show {notebook.name}'s figure"
