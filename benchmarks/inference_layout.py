@@ -41,7 +41,6 @@ def main() -> None:
     parser.add_argument("--max-photos", type=int, default=120)
     parser.add_argument("--repeats", type=int, default=2, help="timed runs of each, alternating")
     args = parser.parse_args()
-    torch.set_num_threads(torch.get_num_threads())
     checkpoint = reference.reference_checkpoint()
     if checkpoint is None:
         raise SystemExit("the reference checkpoint (reference/) is not in this clone")
