@@ -2,8 +2,8 @@
 README.md, the Makefile and the CI script.
 
 environment.yml (conda) must list in its ``pip:`` section exactly the requirements of
-pyproject's [project].dependencies plus the ``course``, ``test``, ``headpose`` and ``export`` extras (what
-``make setup`` installs), and ``-e .``.
+pyproject's [project].dependencies plus the extras that ``make setup`` installs (read from the
+Makefile: ``course``, ``test``, ``headpose``, ``export`` and ``site``), and ``-e .``.
 """
 import importlib
 import os
@@ -33,10 +33,19 @@ def normalised(requirement: str) -> str:
     return f"{canonicalize_name(req.name)}{extras}{req.specifier}{marker}"
 
 
+def setup_extras() -> list[str]:
+    """The extras of the Makefile's ``pip install -e ".[...]"``: what ``make setup`` installs."""
+    found = re.findall(r'pip install [^\n]*-e "\.\[([^\]]+)\]"', (ROOT / "Makefile").read_text(encoding="utf-8"))
+    assert len(found) == 1, 'the Makefile needs one `pip install ... -e ".[extras]"` line'
+    return found[0].split(",")
+
+
 def expected_requirements() -> list[str]:
     project = pyproject()["project"]
     optional = project.get("optional-dependencies", {})
-    return list(project["dependencies"]) + list(optional["course"]) + list(optional["test"]) + list(optional["headpose"]) + list(optional["export"])
+    extras = setup_extras()
+    assert {"course", "test", "site"} <= set(extras), f"make setup installs only {extras}"
+    return list(project["dependencies"]) + [req for extra in extras for req in optional[extra]]
 
 
 def environment() -> dict:
