@@ -19,7 +19,9 @@ then Sphinx writes ``OUT/html``. A Sphinx warning (a broken link, an unreadable 
 the build (``--allow-warnings`` lets it through). Staged files are rewritten only when their
 content changes, so a second build only redoes what changed.
 
-Only ``OUT`` is written; the committed notebooks, README and figures are read, never changed.
+Only ``OUT`` is written, and only when it is new, empty or an earlier build folder of this script
+(marked by its file ``.rotation-course-site``): any other folder is refused. The committed
+notebooks, README and figures are read, never changed.
 Exit status: 0 when the site was built, 1 when Sphinx failed or warned, 2 for bad arguments or
 a missing package (the ``site`` extra: ``.venv/bin/python -m pip install -e '.[site]'``).
 """
@@ -35,6 +37,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from rotation_utils.colab import COURSE_BRANCH, COURSE_REPOSITORY  # noqa: E402  (the checkout's package)
+
 CONF_DIR = ROOT / "docs" / "site"
 DEFAULT_OUT = ROOT / "build" / "site"
 REQUIRED_MODULES = {"sphinx": "sphinx", "myst_nb": "myst-nb", "sphinx_book_theme": "sphinx-book-theme",
@@ -44,16 +49,14 @@ COLAB_TAG = "colab"
 BADGE = re.compile(r"\[!\[Open In Colab\]\([^)]*\)\]\(([^)]+)\)")
 # A markdown link or image target: ](target) or ](target "title").
 LINK = re.compile(r"\]\((?P<target>[^)\s]+)(?P<title>\s+\"[^\"]*\")?\)")
+# The file that marks a folder as a build folder of this script: only such a folder (or an empty
+# or new one) is written to, so that --out can never clobber a folder of the user's.
+MARKER = ".rotation-course-site"
 
 __all__ = ["course_notebooks", "stage", "build", "main"]
 
 
 def _repository_url(path: str) -> str:
-    sys.path.insert(0, str(ROOT))
-    try:
-        from rotation_utils.colab import COURSE_BRANCH, COURSE_REPOSITORY
-    finally:
-        sys.path.pop(0)
     return f"https://github.com/{COURSE_REPOSITORY}/blob/{COURSE_BRANCH}/{path}"
 
 
@@ -159,14 +162,22 @@ def build(out: Path = DEFAULT_OUT, root: Path = ROOT, allow_warnings: bool = Fal
 
     Returns {"index": path of the home page, "pages": [paths of the notebook pages in course
     order], "seconds": the build's wall-clock time, "returncode": Sphinx's exit status,
-    "warnings": the warning lines Sphinx wrote}. Raises RuntimeError when a package of the
-    ``site`` extra is missing, FileNotFoundError when ``root`` holds no notebooks.
+    "warnings": the warning lines Sphinx wrote}. ``out`` must be new, empty, or an earlier build
+    folder of this function (it holds the file ``.rotation-course-site``). Raises RuntimeError
+    when a package of the ``site`` extra is missing, FileExistsError when ``out`` is another
+    folder or a file (nothing is written then), FileNotFoundError when ``root`` holds no notebooks.
     """
     missing = missing_packages()
     if missing:
         raise RuntimeError(f"the site needs {', '.join(missing)} (the 'site' extra): "
                            f".venv/bin/python -m pip install -e '.[site]'")
     out = Path(out).resolve()
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).exists())):
+        raise FileExistsError(f"{out} exists and is not a build folder of the course site (it has no "
+                              f"{MARKER}): nothing was written; choose a new or empty folder")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("a build folder of scripts/build_site.py: rebuilt in place by it\n",
+                              encoding="utf-8")
     start = time.perf_counter()
     staged = stage(out / "source", root)
     html, doctrees = out / "html", out / "doctrees"
@@ -195,12 +206,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="build even when Sphinx warns (a broken link, an unreadable output)")
     parser.add_argument("--verbose", action="store_true", help="show Sphinx's progress")
     args = parser.parse_args(argv)
-    if args.out.exists() and not args.out.is_dir():
-        print(f"--out {args.out} exists and is not a folder", file=sys.stderr)
-        return 2
     try:
         result = build(args.out, allow_warnings=args.allow_warnings, quiet=not args.verbose)
-    except (RuntimeError, FileNotFoundError) as error:
+    except (RuntimeError, FileExistsError, FileNotFoundError) as error:
         print(error, file=sys.stderr)
         return 2
     if result["returncode"] != 0:  # Sphinx has printed its warnings and errors

@@ -18,8 +18,13 @@ from datetime import datetime
 from pathlib import Path
 
 import nbformat
+from jupyter_client.asynchronous import AsyncKernelClient
+from jupyter_client.channels import AsyncZMQSocketChannel
+from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
+from queue import Empty
+from traitlets import Type, default
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -29,6 +34,47 @@ import check_fiftyone_db as fodb  # noqa: E402  (scripts/check_fiftyone_db.py)
 # What a notebook's error says when FiftyOne found no database to use.
 DATABASE_ERRORS = ("FiftyOneConfigError", "MongoDB could not be installed", "ServiceListenTimeout",
                    "ServerSelectionTimeoutError", "ServiceExecutableNotFound")
+
+
+#: The longest single wait for a kernel message; a longer wait is made of waits this long.
+POLL_SLICE_S = 1.0
+
+
+class SlicedChannel(AsyncZMQSocketChannel):
+    """A kernel channel that waits for a message in slices of at most :data:`POLL_SLICE_S`.
+
+    nbclient waits for a cell's reply with one poll as long as the cell's timeout (30 minutes
+    here). Now and then, after a cell that shows ipywidgets, that poll misses the reply: the
+    kernel sits idle and the run waits out the whole timeout (jupyter/nbclient#312; seen once in
+    notebook 03's border slider under ``make course``). A new poll finds a message that is
+    already waiting, so waiting in short slices loses at most one slice. ``timeout``: seconds,
+    None for no limit; raises queue.Empty when it runs out, as the channel it replaces.
+    """
+
+    async def get_msg(self, timeout: float | None = None) -> dict:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                return await super().get_msg(timeout=POLL_SLICE_S if left is None else min(POLL_SLICE_S, left))
+            except Empty:
+                if left is not None and left <= POLL_SLICE_S:
+                    raise
+
+
+class SlicedKernelClient(AsyncKernelClient):
+    """nbclient's kernel client with :class:`SlicedChannel` for its shell and IOPub channels."""
+
+    shell_channel_class = Type(SlicedChannel)
+    iopub_channel_class = Type(SlicedChannel)
+
+
+class SlicedKernelManager(AsyncKernelManager):
+    """The kernel manager of ``make course``: its clients are :class:`SlicedKernelClient`."""
+
+    @default("client_factory")
+    def _client_factory_default(self):
+        return SlicedKernelClient
 
 
 def _show(path: Path) -> str:
@@ -147,6 +193,7 @@ def main(argv=None) -> int:
             print(f"skip {path.name:45s} it needs {needs.get('requires', 'its data')}: set {needs['requires_env']}")
             continue
         client = NotebookClient(nb, timeout=args.timeout, kernel_name="python3",
+                                kernel_manager_class=SlicedKernelManager,
                                 resources={"metadata": {"path": str(NOTEBOOKS)}})
         try:
             client.execute()

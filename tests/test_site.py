@@ -166,7 +166,18 @@ def test_a_folder_without_notebooks_is_refused(tmp_path):
     (tmp_path / "README.md").write_text("# nothing\n", encoding="utf-8")
     with pytest.raises(FileNotFoundError, match="no notebooks"):
         build_site.stage(tmp_path / "source", tmp_path)
-    assert build_site.main(["--out", str(tmp_path / "README.md")]) == 2
+
+
+def test_an_output_folder_of_the_users_is_never_written_to(tmp_path, capsys):
+    theirs = tmp_path / "my-folder"
+    (theirs / "source").mkdir(parents=True)
+    (theirs / "source" / "thesis.md").write_text("mine", encoding="utf-8")
+    assert build_site.main(["--out", str(theirs)]) == 2
+    assert "not a build folder of the course site" in capsys.readouterr().err
+    (tmp_path / "a-file").write_text("mine", encoding="utf-8")
+    assert build_site.main(["--out", str(tmp_path / "a-file")]) == 2
+    assert sorted(p.name for p in theirs.rglob("*")) == ["source", "thesis.md"]
+    assert (tmp_path / "a-file").read_text(encoding="utf-8") == "mine"
 
 
 # --------------------------------------------------------------------------- in a browser

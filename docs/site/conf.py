@@ -23,7 +23,7 @@ extensions = [
 # The notebooks are shown as committed: never executed while building.
 nb_execution_mode = "off"
 # The stored ipywidgets state would need @jupyter-widgets/html-manager from a CDN; without a
-# kernel a slider cannot move anyway, so the site shows the static figure drawn beside each one.
+# kernel a slider cannot move anyway, so the site shows the stored figures and not the sliders.
 nb_ipywidgets_js = {}
 nb_merge_streams = True
 myst_enable_extensions = ["dollarmath", "amsmath"]
