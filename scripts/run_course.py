@@ -16,6 +16,7 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
+from queue import Empty
 
 import nbformat
 from jupyter_client.asynchronous import AsyncKernelClient
@@ -23,7 +24,6 @@ from jupyter_client.channels import AsyncZMQSocketChannel
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
-from queue import Empty
 from traitlets import Type, default
 
 ROOT = Path(__file__).resolve().parents[1]
