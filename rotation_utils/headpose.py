@@ -60,6 +60,7 @@ __all__ = [
     "rotate_landmarks",
     "FLIP_68",
     "face_box",
+    "normalised_landmarks",
     "mean_face_shape",
     "solve_pnp_pose",
     "pose_errors",
@@ -402,7 +403,11 @@ def face_box(sample: HeadPoseSample, margin: float = 0.2, min_side_px: float = 2
 
 # --------------------------------------------------------------------------- baselines
 
-def _normalised(points: np.ndarray) -> np.ndarray:
+def normalised_landmarks(points: np.ndarray) -> np.ndarray:
+    """Landmarks (K, D) (pixels or model units, 2-D or 3-D) centred on their mean and scaled to
+    unit RMS radius: the same face at any position and size gives the same array (K, D). The
+    shape normalisation of :func:`mean_face_shape` and of the landmark MLP's inputs."""
+    points = np.asarray(points)
     points = points - points.mean(axis=0)
     return points / np.sqrt((points ** 2).sum(axis=1).mean())
 
@@ -412,7 +417,7 @@ def mean_face_shape(samples) -> np.ndarray:
     front with their own labels (:func:`pose_matrix`), centred, scaled to unit RMS radius and
     averaged. Built from training images only, it is the 3-D model of the PnP baseline.
     Raises ValueError when no sample has 3-D landmarks."""
-    shapes = [pose_matrix(s.yaw_deg, s.pitch_deg, s.roll_deg).T @ _normalised(s.landmarks_3d).T
+    shapes = [pose_matrix(s.yaw_deg, s.pitch_deg, s.roll_deg).T @ normalised_landmarks(s.landmarks_3d).T
               for s in samples if s.landmarks_3d is not None]
     if not shapes:
         raise ValueError("no sample has 3-D landmarks (AFLW2000-3D's pt3d_68)")
@@ -479,7 +484,7 @@ def landmark_features(landmarks) -> np.ndarray:
     landmarks = np.asarray(landmarks, dtype=np.float64)
     if landmarks.ndim == 2:
         landmarks = landmarks[None]
-    return np.stack([_normalised(p).ravel() for p in landmarks])
+    return np.stack([normalised_landmarks(p).ravel() for p in landmarks])
 
 
 def _augmented_landmarks(samples, copies: int, max_roll_deg: float, seed: int):

@@ -141,7 +141,7 @@ def test_the_matrix_convention_fits_the_aflw2000_labels(aflw):
 
     def spread(flip_yaw):
         shapes = [hp.pose_matrix((-1 if flip_yaw else 1) * s.yaw_deg, s.pitch_deg, s.roll_deg).T
-                  @ hp._normalised(s.landmarks_3d).T for s in train]
+                  @ hp.normalised_landmarks(s.landmarks_3d).T for s in train]
         return float(np.var(np.stack(shapes), axis=0).sum(axis=0).mean())
 
     assert spread(False) < 0.01
@@ -409,3 +409,14 @@ def test_head_pose_dir_says_what_to_do_and_reads_relative_paths(monkeypatch, tmp
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv(hp.HEAD_POSE_ENV, "faces")
     assert hp.head_pose_dir().resolve() == (tmp_path / "faces").resolve()
+
+
+def test_normalised_landmarks_forget_the_place_and_size_of_the_face():
+    rng = np.random.default_rng(0)
+    face = rng.normal(size=(68, 2))
+    moved = 3.5 * face + np.array([120.0, -40.0])
+    out = hp.normalised_landmarks(moved)
+    np.testing.assert_allclose(out, hp.normalised_landmarks(face), atol=1e-12)
+    np.testing.assert_allclose(out.mean(axis=0), 0.0, atol=1e-12)
+    assert np.sqrt((out ** 2).sum(axis=1).mean()) == pytest.approx(1.0)
+    assert not np.allclose(hp.normalised_landmarks(face * np.array([1.0, 2.0])), out)  # a stretch is not forgotten
