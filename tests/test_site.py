@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from test_browser import CHROMIUM, check_requirements
+from test_browser import chromium  # noqa: F401  (the fixture: Debian's Chromium through playwright)
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE_VARIABLE = "ROTATION_COURSE_SITE_DIR"
@@ -200,55 +200,48 @@ def served(site):
 
 
 @pytest.mark.browser
-def test_home_and_a_notebook_page_render_in_chromium_with_their_figures(site, served):
-    check_requirements()
-    from playwright.sync_api import sync_playwright
-
+def test_home_and_a_notebook_page_render_in_chromium_with_their_figures(site, served, chromium):
     screenshots = site["out"] / "screenshots"
     screenshots.mkdir(parents=True, exist_ok=True)
     problems, outside = [], []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"])
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.set_default_timeout(PAGE_S * 1000)
-            page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}")
-                    if m.type in ("error", "warning") else None)
-            page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-            page.on("requestfailed", lambda r: problems.append(f"failed to load {r.url}"))
+    page = chromium.new_page(viewport={"width": 1280, "height": 900})
+    try:
+        page.set_default_timeout(PAGE_S * 1000)
+        page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}")
+                if m.type in ("error", "warning") else None)
+        page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+        page.on("requestfailed", lambda r: problems.append(f"failed to load {r.url}"))
 
-            def stay_local(route):
-                if route.request.url.startswith(served + "/"):
-                    route.continue_()
-                else:
-                    outside.append(route.request.url)
-                    route.abort()
+        def stay_local(route):
+            if route.request.url.startswith(served + "/"):
+                route.continue_()
+            else:
+                outside.append(route.request.url)
+                route.abort()
 
-            page.route("**/*", stay_local)
-            notebook = site["pages"][0]  # notebook 01: figures, sliders' static drawings, an equation
-            for name, path in (("home", site["index"]), ("notebook", notebook)):
-                relative = path.relative_to(site["index"].parent).as_posix()
-                page.goto(f"{served}/{relative}", wait_until="load")
-                page.wait_for_function("Array.from(document.images).every(i => i.complete)")
-                images = page.evaluate("Array.from(document.images).map(i => [i.getAttribute('src'), i.naturalWidth])")
-                assert images and all(width > 0 for _src, width in images), f"{name}: broken images {images}"
-                assert page.locator("nav.bd-docs-nav a[href$='.html']").count() >= len(site["pages"])
-                if name == "notebook":
-                    equation = page.locator("mjx-container").first
-                    equation.wait_for()  # MathJax, served by the site itself, has typeset the equation
-                    assert page.locator("h1").first.inner_text().startswith("1.")
-                    assert len(images) >= _stored_images(build_site.course_notebooks()[0])
-                    # The screenshot: the notebook's first stored figure.
-                    page.locator(".cell_output img").first.evaluate("e => e.scrollIntoView({block: 'center'})")
-                page.screenshot(path=str(screenshots / f"{name}.png"))
-            # The table of contents leads from the home page to the notebook.
-            page.goto(f"{served}/index.html", wait_until="load")
-            page.locator("nav.bd-docs-nav a[href$='.html']").first.click()
-            page.wait_for_url(re.compile(re.escape(notebook.name) + r"$"))
-        finally:
-            browser.close()
+        page.route("**/*", stay_local)
+        notebook = site["pages"][0]  # notebook 01: figures, sliders' static drawings, an equation
+        for name, path in (("home", site["index"]), ("notebook", notebook)):
+            relative = path.relative_to(site["index"].parent).as_posix()
+            page.goto(f"{served}/{relative}", wait_until="load")
+            page.wait_for_function("Array.from(document.images).every(i => i.complete)")
+            images = page.evaluate("Array.from(document.images).map(i => [i.getAttribute('src'), i.naturalWidth])")
+            assert images and all(width > 0 for _src, width in images), f"{name}: broken images {images}"
+            assert page.locator("nav.bd-docs-nav a[href$='.html']").count() >= len(site["pages"])
+            if name == "notebook":
+                equation = page.locator("mjx-container").first
+                equation.wait_for()  # MathJax, served by the site itself, has typeset the equation
+                assert page.locator("h1").first.inner_text().startswith("1.")
+                assert len(images) >= _stored_images(build_site.course_notebooks()[0])
+                # The screenshot: the notebook's first stored figure.
+                page.locator(".cell_output img").first.evaluate("e => e.scrollIntoView({block: 'center'})")
+            page.screenshot(path=str(screenshots / f"{name}.png"))
+        # The table of contents leads from the home page to the notebook.
+        page.goto(f"{served}/index.html", wait_until="load")
+        page.locator("nav.bd-docs-nav a[href$='.html']").first.click()
+        page.wait_for_url(re.compile(re.escape(notebook.name) + r"$"))
+    finally:
+        page.close()
     print(f"screenshots: {screenshots / 'home.png'}, {screenshots / 'notebook.png'}")
     assert not outside, f"the site asked the web for {outside}"
     assert not problems, problems
