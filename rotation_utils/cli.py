@@ -5,7 +5,7 @@
     torchrun --standalone --nproc_per_node=2 -m rotation_utils.cli train --images DIR --out RUN_DIR
     rotation-course evaluate --checkpoint RUN_DIR/best.pt --images DIR --rotations 6 --seed 0 \\
         --border crop --json
-    rotation-course straighten PHOTOS... --checkpoint RUN_DIR/best.pt --out UPRIGHT_DIR [--tta] [--json]
+    rotation-course straighten PHOTOS... --checkpoint RUN_DIR/best.pt --out UPRIGHT_DIR [--rule safe|always] [--json]
     rotation-course export --checkpoint RUN_DIR/best.pt --format onnx --out model.onnx
     rotation-course headpose evaluate --images DIR --method pnp --fit-on OTHER_DIR --json
     rotation-course headpose train --images DIR [--images DIR ...] --out RUN_DIR
@@ -88,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     straighten.add_argument("--checkpoint", required=True, help="a best.pt written by train (or reference/*.pt)")
     straighten.add_argument("--out", required=True, metavar="DIR",
                             help="where the upright photos go, under the same relative paths; never an input folder")
+    straighten.add_argument("--rule", choices=["safe", "always"], default="safe",
+                            help="safe (default): turn a photo only when the model is sure of a quarter turn "
+                                 "or its straight lines show a tilt, else leave it as it is; always: correct "
+                                 "every photo by its predicted angle")
     straighten.add_argument("--border", choices=["crop", "expand"], default="crop",
                             help="crop: the largest upright rectangle (default); expand: the whole turned photo")
     straighten.add_argument("--snap", type=int, choices=[90], help="--snap 90: correct by the nearest quarter turn only")
@@ -235,7 +239,7 @@ def _straighten(args) -> int:
     from .models import load_checkpoint
     from .straighten import StraightenSettings, straighten_photos
 
-    settings = StraightenSettings(border=args.border, snap_90=args.snap == 90, max_angle_deg=args.max_angle,
+    settings = StraightenSettings(rule=args.rule, border=args.border, snap_90=args.snap == 90, max_angle_deg=args.max_angle,
                                   min_confidence=args.min_confidence, tta=args.tta, overwrite=args.overwrite,
                                   batch_size=args.batch_size)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")

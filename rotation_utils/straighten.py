@@ -13,8 +13,13 @@ no output folder it overwrote the input photos; users asked for a 0/90/180/270 m
 - the angle comes from the model's own preprocessing (the centred square at its input size),
   optionally averaged over the four 90° turns (``tta``); the photo is turned back by it and
   cropped to the largest upright rectangle (``crop``) or expanded (``expand``);
-- ``snap_90`` corrects by the nearest multiple of 90° only (lossless turns), ``max_angle_deg``
-  only corrects predictions within ±D°, ``min_confidence`` leaves unsure photos as they are.
+- by default (``rule="safe"``, :mod:`rotation_utils.upright`) a photo is turned only where the
+  evidence is strong: a quarter turn when its posterior over the four turns, with a prior that
+  real photos are mostly upright, reaches a threshold, and a small tilt when enough straight
+  lines agree on it; everything else is left as it is, and the record says why. The old
+  behaviour, a correction by every prediction, is ``rule="always"``;
+- ``snap_90`` corrects by quarter turns only (lossless turns), ``max_angle_deg`` only corrects
+  tilts within ±D°, ``min_confidence`` leaves unsure photos as they are.
 
 Every decision is one :class:`StraightenRecord`: ``path``, ``angle_deg`` (predicted,
 counter-clockwise), ``correction_deg`` (what was applied, counter-clockwise), ``confidence``,
@@ -33,11 +38,15 @@ from PIL import Image
 
 from .config import write_atomically
 from .sources import IMAGE_EXTENSIONS, BadImageError, load_image
+from .upright import SAFE_RULE, PhotoEvidence, SafeRule, decide_safe, line_tilt, turn_evidence
 
-__all__ = ["StraightenRecord", "StraightenSettings", "collect_photos", "check_output_folder",
+__all__ = ["RULES", "StraightenRecord", "StraightenSettings", "photo_evidence", "collect_photos", "check_output_folder",
            "predict_photo_angles", "straighten_image", "straighten_photos", "ACTIONS"]
 
 ACTIONS = ("straightened", "unchanged", "skipped")
+#: ``rule`` of :class:`StraightenSettings`: ``safe`` (the default; :mod:`rotation_utils.upright`) or
+#: ``always`` (correct every photo by its predicted angle, as RotNet's ``correct_rotation.py``).
+RULES = ("safe", "always")
 _FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".bmp": "BMP",
             ".tif": "TIFF", ".tiff": "TIFF", ".gif": "GIF", ".ppm": "PPM", ".pgm": "PPM"}
 
@@ -51,6 +60,7 @@ class StraightenRecord:
     could not be read. correction_deg: the turn applied, counter-clockwise (0 when unchanged).
     confidence: the head's confidence (the output length for the (cos θ, sin θ) head). action:
     one of :data:`ACTIONS`. reason: why, in words. output: the file written, or None.
+    details: the safe rule's numbers (:func:`rotation_utils.upright.decide_safe`), or None.
     """
 
     path: str
@@ -60,10 +70,13 @@ class StraightenRecord:
     action: str
     reason: str
     output: str | None = None
+    details: dict | None = None
 
     def as_json(self) -> dict:
         """The record as a dict for ``json.dumps`` (floats rounded to 0.01)."""
         out = asdict(self)
+        if out["details"] is None:
+            del out["details"]
         for key in ("angle_deg", "correction_deg", "confidence"):
             if out[key] is not None:
                 out[key] = round(float(out[key]), 2)
@@ -72,9 +85,13 @@ class StraightenRecord:
 
 @dataclass
 class StraightenSettings:
-    """The choices of ``straighten``: border (``"crop"`` or ``"expand"``), snap_90, max_angle_deg
-    (None: no limit), min_confidence (None: no limit), tta, overwrite, batch_size."""
+    """The choices of ``straighten``: rule (one of :data:`RULES`), border (``"crop"`` or
+    ``"expand"``), snap_90, max_angle_deg (None: no limit), min_confidence (None: no limit), tta
+    (rule ``always``; the safe rule always reads the four turns), overwrite, batch_size, and
+    safe_rule (the safe rule's constants, :data:`rotation_utils.upright.SAFE_RULE`). Raises
+    ValueError for a value out of range."""
 
+    rule: str = "safe"
     border: str = "crop"
     snap_90: bool = False
     max_angle_deg: float | None = None
@@ -82,8 +99,13 @@ class StraightenSettings:
     tta: bool = False
     overwrite: bool = False
     batch_size: int = 16
+    safe_rule: SafeRule = SAFE_RULE
 
     def __post_init__(self):
+        if self.rule not in RULES:
+            raise ValueError(f"rule must be one of {RULES}, got {self.rule!r}")
+        if self.min_confidence is not None and not (self.min_confidence >= 0 and np.isfinite(self.min_confidence)):
+            raise ValueError(f"min_confidence must be a number ≥ 0, got {self.min_confidence}")
         if self.border not in ("crop", "expand"):
             raise ValueError(f"border must be 'crop' or 'expand', got {self.border!r}")
         if self.max_angle_deg is not None and not 0 < self.max_angle_deg <= 180:
@@ -169,6 +191,35 @@ def predict_photo_angles(model, images, image_size: int, head: str = "cos_sin_ms
         return angles.decode_angle_deg(vector).cpu().numpy(), vector.norm(dim=1).cpu().numpy()
     decoded = heads.decode(head, raw, bins)
     return decoded["predicted_deg"].cpu().numpy(), decoded["confidence"].cpu().numpy()
+
+
+@torch.no_grad()
+def photo_evidence(model, images, image_size: int, head: str = "cos_sin_mse", bins: int = 72,
+                   quarter_turns: bool = True, lines: bool = True, device="cpu") -> list[PhotoEvidence]:
+    """What the safe rule reads about each photo (:class:`rotation_utils.upright.PhotoEvidence`).
+
+    images: PIL RGB images, each read as the model's validation input (the centred largest
+    square at ``image_size`` pixels). quarter_turns: read the four 90° turns (4 forward passes;
+    False for a small-tilt model: 1 pass). lines: also read the line tilt of each full photo
+    (:func:`rotation_utils.upright.line_tilt`). Returns one evidence per image, in order.
+    """
+    from torchvision.transforms.functional import pil_to_tensor
+
+    from . import heads
+    from .datasets import to_model_input
+    from .precision import for_inference, inference_input
+
+    model = for_inference(model, device)
+    batch = inference_input(torch.stack([to_model_input(pil_to_tensor(image), image_size) for image in images]), device)
+    if quarter_turns:
+        turned_back, raw = turn_evidence(model, batch, head, bins)
+    else:
+        turned_back, raw = None, model(batch)
+    decoded = heads.decode(head, raw, bins)
+    known = head != "angular"  # its length is that of the output before normalising: no confidence
+    return [PhotoEvidence(None if turned_back is None else turned_back[i], float(decoded["predicted_deg"][i]),
+                          float(decoded["confidence"][i]), line_tilt(image) if lines else None, quarter_turns, known)
+            for i, image in enumerate(images)]
 
 
 def straighten_image(image: Image.Image, correction_deg: float, border: str = "crop") -> Image.Image:
@@ -258,7 +309,9 @@ def straighten_photos(model, metadata: dict, inputs, out, settings: StraightenSe
     predicted in batches, so that order can differ).
 
     model, metadata: as :func:`rotation_utils.models.load_checkpoint` returns them (the head,
-    its bins and the input size are read from the metadata). Unchanged photos are copied as
+    its bins and the input size are read from the metadata). ``settings.rule`` decides which
+    photos are turned: ``safe`` (default) only where the evidence is strong, ``always`` by every
+    prediction (:data:`RULES`). Unchanged photos are copied as
     they are, byte for byte, so that ``out`` holds every good photo. Bad files, links to
     folders and outputs that exist already (unless ``settings.overwrite``) are skipped with
     their reason. Raises FileNotFoundError for a missing input and ValueError for an output
@@ -281,6 +334,7 @@ def straighten_photos(model, metadata: dict, inputs, out, settings: StraightenSe
     bins = int(metadata.get("bins", 72))
     image_size = int(metadata.get("image_size") or (metadata.get("profile") or {}).get("image_size") or 224)
     model = model.to(device).eval()
+    quarter_turns = trained_within is None or trained_within >= 90
 
     def emit(record):
         records.append(record)
@@ -292,10 +346,22 @@ def straighten_photos(model, metadata: dict, inputs, out, settings: StraightenSe
     def flush():
         if not pending:
             return
-        predicted, confidence = predict_photo_angles(model, [image for _, _, _, image in pending], image_size,
-                                                     head, bins, settings.tta, device)
-        for (path, name, target, image), angle, conf in zip(pending, predicted, confidence):
-            correction, action, reason = _decide(float(angle), float(conf), settings)
+        images = [image for _, _, _, image in pending]
+        if settings.rule == "safe":
+            evidence = photo_evidence(model, images, image_size, head, bins, quarter_turns=quarter_turns, device=device)
+            predicted = [e.one_pass_deg for e in evidence]
+            confidence = [e.one_pass_confidence for e in evidence]
+        else:
+            evidence = [None] * len(images)
+            predicted, confidence = predict_photo_angles(model, images, image_size, head, bins, settings.tta, device)
+        for (path, name, target, image), angle, conf, seen in zip(pending, predicted, confidence, evidence):
+            details = None
+            if seen is None:
+                correction, action, reason = _decide(float(angle), float(conf), settings)
+            else:
+                correction, reason, details = decide_safe(seen, settings.safe_rule, settings.snap_90,
+                                                          settings.max_angle_deg, settings.min_confidence)
+                action = "straightened" if correction != 0.0 else "unchanged"
             try:
                 if action == "straightened":
                     _save_atomically(straighten_image(image, correction, settings.border), path, target)
@@ -305,7 +371,8 @@ def straighten_photos(model, metadata: dict, inputs, out, settings: StraightenSe
                 emit(StraightenRecord(name, _wrap_180(float(angle)), 0.0, float(conf), "skipped",
                                       f"could not write the output: {err}"))
                 continue
-            emit(StraightenRecord(name, _wrap_180(float(angle)), correction, float(conf), action, reason, str(target)))
+            emit(StraightenRecord(name, _wrap_180(float(angle)), correction, float(conf), action, reason, str(target),
+                                  details))
         pending.clear()
 
     for path, root, name in tqdm(photos, desc="straighten", unit="photo", disable=not progress):

@@ -30,6 +30,8 @@ class FixedAngle(torch.nn.Module):
 
 
 META = {"head": "cos_sin_mse", "image_size": 32}
+#: The old behaviour (correct every photo by its prediction), which these tests of the mechanics use.
+ALWAYS = StraightenSettings(rule="always")
 
 
 def _photo(path: Path, seed: int = 0, size=(80, 60), mode="RGB", fmt=None, **save) -> Path:
@@ -77,7 +79,7 @@ def bad_folder(tmp_path) -> Path:
 
 def test_bad_inputs_are_reported_good_ones_straightened_and_nothing_changes(bad_folder, tmp_path):
     before = _hashes(bad_folder)
-    records = straighten_photos(FixedAngle(20.0), META, [bad_folder], tmp_path / "out", progress=False)
+    records = straighten_photos(FixedAngle(20.0), META, [bad_folder], tmp_path / "out", ALWAYS, progress=False)
     assert _hashes(bad_folder) == before, "an input file changed"
     by_name = {r.path: r for r in records}
     for name in ("good.jpg", "nested/good.png", "cmyk.jpg", "sixteen.png", "palette.png", "exif.jpg"):
@@ -102,10 +104,10 @@ def test_exif_orientation_is_applied_before_predicting(tmp_path):
     exif = Image.Exif()
     exif[0x0112] = 6
     path = _photo(tmp_path / "in" / "sideways.jpg", 0, size=(80, 40), exif=exif.tobytes())
-    straighten_photos(FixedAngle(0.0), META, [path], tmp_path / "out", StraightenSettings(snap_90=True), progress=False)
+    straighten_photos(FixedAngle(0.0), META, [path], tmp_path / "out", StraightenSettings(rule="always", snap_90=True), progress=False)
     # predicted 0° (unchanged): the copy keeps its bytes, and its EXIF still says how to show it
     assert (tmp_path / "out" / "sideways.jpg").read_bytes() == path.read_bytes()
-    records = straighten_photos(FixedAngle(90.0), META, [path], tmp_path / "out2", StraightenSettings(snap_90=True),
+    records = straighten_photos(FixedAngle(90.0), META, [path], tmp_path / "out2", StraightenSettings(rule="always", snap_90=True),
                                 progress=False)
     assert records[0].action == "straightened"
     with Image.open(tmp_path / "out2" / "sideways.jpg") as written:
@@ -119,7 +121,8 @@ def test_the_command_exits_nonzero_only_when_nothing_could_be_done(bad_folder, t
 
     monkeypatch.setattr(models, "load_checkpoint", lambda *a, **k: (FixedAngle(10.0), META))
     out = tmp_path / "out"
-    assert cli.main(["straighten", str(bad_folder), "--checkpoint", "x.pt", "--out", str(out), "--json"]) == 0
+    assert cli.main(["straighten", str(bad_folder), "--checkpoint", "x.pt", "--out", str(out), "--json",
+                     "--rule", "always"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert {line["action"] for line in lines} == {"straightened", "skipped"}
     assert all(set(line) >= {"path", "angle_deg", "correction_deg", "confidence", "action", "reason"} for line in lines)
@@ -137,15 +140,15 @@ def test_a_second_run_skips_what_is_done_and_overwrite_redoes_it(tmp_path):
     for i in range(3):
         _photo(folder / f"p{i}.jpg", i)
     out = tmp_path / "out"
-    first = straighten_photos(FixedAngle(15.0), META, [folder], out, progress=False)
+    first = straighten_photos(FixedAngle(15.0), META, [folder], out, ALWAYS, progress=False)
     assert [r.action for r in first] == ["straightened"] * 3
     (out / "p1.jpg").unlink()  # as if the run had been interrupted before this one
     (out / ".p1.jpg.abc.tmp").write_bytes(b"half")  # a leftover temporary file is not an output
     stamp = (out / "p0.jpg").stat().st_mtime_ns
-    second = straighten_photos(FixedAngle(15.0), META, [folder], out, progress=False)
+    second = straighten_photos(FixedAngle(15.0), META, [folder], out, ALWAYS, progress=False)
     assert {r.path: r.action for r in second} == {"p0.jpg": "skipped", "p1.jpg": "straightened", "p2.jpg": "skipped"}
     assert "exists" in second[0].reason and (out / "p0.jpg").stat().st_mtime_ns == stamp
-    third = straighten_photos(FixedAngle(15.0), META, [folder], out, StraightenSettings(overwrite=True), progress=False)
+    third = straighten_photos(FixedAngle(15.0), META, [folder], out, StraightenSettings(rule="always", overwrite=True), progress=False)
     assert [r.action for r in third] == ["straightened"] * 3
 
 
@@ -155,7 +158,8 @@ def test_snap_max_angle_and_min_confidence(tmp_path):
 
     def run(model, **settings):
         out = tmp_path / f"out{len(list(tmp_path.iterdir()))}"
-        record = straighten_photos(model, META, [path], out, StraightenSettings(**settings), progress=False)[0]
+        record = straighten_photos(model, META, [path], out, StraightenSettings(rule="always", **settings),
+                                   progress=False)[0]
         return record, out / "p.png"
 
     record, written = run(FixedAngle(87.0), snap_90=True)
@@ -207,7 +211,7 @@ def test_reference_model_straightens_a_turned_photo(shared_photos, tmp_path):
     folder = tmp_path / "turned"
     folder.mkdir()
     rotation.rotate_image(upright, 90.0, border="crop").save(folder / "turned.png")
-    record = straighten_photos(model, metadata, [folder], tmp_path / "out", StraightenSettings(snap_90=True, tta=True),
+    record = straighten_photos(model, metadata, [folder], tmp_path / "out", StraightenSettings(rule="always", snap_90=True, tta=True),
                                progress=False)[0]
     assert record.action == "straightened" and record.correction_deg == pytest.approx(-90.0), record
 
@@ -217,7 +221,8 @@ def test_tta_is_refused_for_a_small_tilt_model(tmp_path):
     tilt = {**META, "profile": {"max_angle_deg": 15}}
     with pytest.raises(ValueError, match="±15°"):
         straighten_photos(FixedAngle(0.0), tilt, [path], tmp_path / "out", StraightenSettings(tta=True), progress=False)
-    assert straighten_photos(FixedAngle(5.0), tilt, [path], tmp_path / "out", progress=False)[0].action == "straightened"
+    assert straighten_photos(FixedAngle(5.0), tilt, [path], tmp_path / "out", ALWAYS,
+                             progress=False)[0].action == "straightened"
 
 
 def test_rgb_colour_profile_is_kept_and_a_cmyk_one_dropped(tmp_path):
@@ -226,7 +231,7 @@ def test_rgb_colour_profile_is_kept_and_a_cmyk_one_dropped(tmp_path):
     srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     rgb = _photo(tmp_path / "in" / "rgb.jpg", 0, icc_profile=srgb)
     cmyk = _photo(tmp_path / "in" / "cmyk.jpg", 1, mode="CMYK", icc_profile=b"not an RGB profile")
-    straighten_photos(FixedAngle(12.0), META, [tmp_path / "in"], tmp_path / "out", progress=False)
+    straighten_photos(FixedAngle(12.0), META, [tmp_path / "in"], tmp_path / "out", ALWAYS, progress=False)
     with Image.open(tmp_path / "out" / "rgb.jpg") as written:
         assert written.info.get("icc_profile") == srgb
     with Image.open(tmp_path / "out" / "cmyk.jpg") as written:
