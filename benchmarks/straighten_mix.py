@@ -1,0 +1,193 @@
+"""Does `rotation-course straighten` do harm? A realistic mix of photos, straightened side by side.
+
+From any folder of upright photos this builds a seeded mix as real photos come: 55% left
+upright, 25% tilted uniformly within ±12°, 20% turned by a quarter or half turn (90°, 180° or
+270°, counter-clockwise) plus a tilt within ±3° (each by ``rotation.rotate_image``, ``crop``
+border, so no corner shows). The model reads every photo once (its four 90° turns, and the
+photo's straight lines), then each setting of the command decides from the same evidence, and
+the table prints, side by side:
+
+- leave alone (the baseline), the old default (``--rule always``: correct every photo by its
+  one-pass prediction), ``--rule always --tta``, ``--rule always --snap 90 --tta``;
+- the safe default (``--rule safe``, the constants of ``rotation_utils.upright.SAFE_RULE``), its
+  quarter turns alone (``--snap 90``), the lines alone, and, with ``--fit-on``, the safe rule
+  fitted on other photos (``upright.fit_safe_rule``: never on the photos it is scored on).
+
+Columns: mean error after (degrees, circular), after / alone, the share of upright photos
+turned by more than 2° (harmed), the share of the other photos (tilted or turned) that end
+within 5° of upright (fixed), and that share for the quarter-turned ones alone.
+
+    python benchmarks/straighten_mix.py --photos ../shared/data/photos/bsds500 \\
+        --fit-on ../shared/data/photos/sun80 --checkpoint runs/lolo/best.pt
+
+Score on photos of collections the model never trained on: the shipped model (the default
+checkpoint) trained on every collection of ``../shared/data/photos``. Writes one JSON file
+(``--out``, default ``benchmarks/results/straighten_mix.json``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+
+from rotation_utils import angles, config, models, reference, rotation, sources, upright
+from rotation_utils.straighten import photo_evidence
+
+#: The mix: shares of upright, tilted (±12°) and quarter-turned (+ ±3°) photos.
+MIX = {"upright": 0.55, "tilted": 0.25, "turned": 0.20}
+TILT_DEG, TURN_TILT_DEG = 12.0, 3.0
+#: A mix needs at least this many photos (so that each kind holds a few).
+MIN_PHOTOS = 20
+
+
+def mix_angles(n: int, seed: int = 0) -> tuple[np.ndarray, list[str]]:
+    """The true angles (degrees counter-clockwise, (N,)) and kinds of a seeded mix of n photos:
+    exactly round(share × n) of each kind (:data:`MIX`), in a shuffled order."""
+    rng = np.random.default_rng(seed)
+    n_tilted, n_turned = round(MIX["tilted"] * n), round(MIX["turned"] * n)
+    kinds = ["tilted"] * n_tilted + ["turned"] * n_turned + ["upright"] * (n - n_tilted - n_turned)
+    kinds = [kinds[i] for i in rng.permutation(n)]
+    true = np.zeros(n)
+    for i, kind in enumerate(kinds):
+        if kind == "tilted":
+            true[i] = rng.uniform(-TILT_DEG, TILT_DEG)
+        elif kind == "turned":
+            true[i] = 90.0 * int(rng.integers(1, 4)) + rng.uniform(-TURN_TILT_DEG, TURN_TILT_DEG)
+    return true, kinds
+
+
+def read_mix(model, metadata, paths, seed: int, batch_size: int = 16, label: str = "") -> tuple[list, np.ndarray, list]:
+    """Build the mix of ``paths`` and read the model's evidence of each photo. Returns
+    (evidences, true angles (N,), kinds)."""
+    true, kinds = mix_angles(len(paths), seed)
+    head, bins = metadata.get("head", "cos_sin_mse"), int(metadata.get("bins", 72))
+    size = int(metadata.get("image_size") or (metadata.get("profile") or {}).get("image_size") or 224)
+    evidences = []
+    start = time.perf_counter()
+    for first in range(0, len(paths), batch_size):
+        images = []
+        for path, angle in zip(paths[first:first + batch_size], true[first:first + batch_size]):
+            image = sources.load_image(path)
+            images.append(image if angle == 0 else rotation.rotate_image(image, float(angle), border="crop"))
+        evidences += photo_evidence(model, images, size, head, bins)
+        print(f"  {label}: {len(evidences)}/{len(paths)} photos read ({time.perf_counter() - start:.0f} s)",
+              file=sys.stderr, flush=True)
+    return evidences, true, kinds
+
+
+def _wrap(a):
+    return (np.asarray(a, dtype=np.float64) + 180.0) % 360.0 - 180.0
+
+
+def corrections(evidences, rules: dict) -> dict:
+    """Every setting's corrections (degrees counter-clockwise, (N,)) from the same evidence."""
+    one_pass = np.array([e.one_pass_deg for e in evidences])
+    mean = np.stack([e.turned_back.mean(axis=0) for e in evidences])
+    tta = np.degrees(np.arctan2(mean[:, 1], mean[:, 0]))
+    out = {"leave alone": np.zeros(len(evidences)),
+           "--rule always (the old default)": -_wrap(one_pass),
+           "--rule always --tta": -_wrap(tta),
+           "--rule always --snap 90 --tta": -90.0 * np.round(_wrap(tta) / 90.0)}
+    for name, rule in rules.items():
+        out[name] = np.array([upright.decide_safe(e, rule)[0] for e in evidences])
+        out[name + " --snap 90"] = np.array([upright.decide_safe(e, rule, snap_90=True)[0] for e in evidences])
+    lines_only = [replace(e, quarter_turns=False) for e in evidences]
+    out["lines alone (no quarter turns)"] = np.array([upright.decide_safe(e, upright.SAFE_RULE)[0] for e in lines_only])
+    return out
+
+
+def score(true, kinds, correction) -> dict:
+    """Mean error after, the harmed share of upright photos and the fixed share of the others."""
+    kinds = np.asarray(kinds)
+    after = upright.mix_error_after(true, correction)
+    alone = angles.circular_absolute_error_deg(np.asarray(true, dtype=np.float64), np.zeros(len(true)))
+    moved = kinds != "upright"
+    return {"mean_error_after_deg": float(after.mean()), "after_over_alone": float(after.mean() / alone.mean()),
+            "upright_harmed": float((np.abs(correction[kinds == "upright"]) > 2.0).mean()),
+            "others_fixed_within_5": float((after[moved] <= 5.0).mean()),
+            "turned_fixed_within_5": float((after[kinds == "turned"] <= 5.0).mean()),
+            "tilted_fixed_within_5": float((after[kinds == "tilted"] <= 5.0).mean())}
+
+
+def quarter_turn_reading(evidences, true, kinds, rule=upright.SAFE_RULE) -> dict:
+    """How often the likeliest quarter turn of the posterior is the right one, whatever its
+    probability: for the turned photos and for the upright ones (the ceiling of any threshold)."""
+    posterior = upright.quarter_turn_posterior(np.stack([e.turned_back for e in evidences]), rule.kappa, rule.prior)
+    right = posterior.argmax(axis=1) == (np.round(np.asarray(true) / 90.0).astype(int) % 4)
+    kinds = np.asarray(kinds)
+    return {"turned_likeliest_right": float(right[kinds == "turned"].mean()),
+            "upright_likeliest_right": float(right[kinds == "upright"].mean())}
+
+
+def _photos(folders, max_photos, seed) -> list[Path]:
+    found = []
+    for folder in folders:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise SystemExit(f"error: no such folder: {folder}")
+        found += sorted(p for p in folder.rglob("*") if p.suffix.lower() in sources.IMAGE_EXTENSIONS)
+    if max_photos and len(found) > max_photos:
+        keep = np.sort(np.random.default_rng(seed).choice(len(found), max_photos, replace=False))
+        found = [found[i] for i in keep]
+    if len(found) < MIN_PHOTOS:
+        raise SystemExit(f"error: a mix needs at least {MIN_PHOTOS} photos (so that each kind holds a few); "
+                         f"{', '.join(map(str, folders))} has {len(found)}")
+    return found
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--photos", action="append", required=True, metavar="DIR", help="photos to score on")
+    parser.add_argument("--fit-on", action="append", metavar="DIR",
+                        help="other photos to fit the safe rule on (never the scored ones)")
+    parser.add_argument("--checkpoint", help="default: the shipped model (reference/)")
+    parser.add_argument("--max-photos", type=int, help="at most this many photos of each side (seeded draw)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "straighten_mix.json"))
+    args = parser.parse_args(argv)
+    if args.max_photos is not None and args.max_photos < MIN_PHOTOS:
+        parser.error(f"--max-photos must be at least {MIN_PHOTOS}")
+    scored = _photos(args.photos, args.max_photos, args.seed)
+    checkpoint = args.checkpoint or reference.reference_checkpoint()
+    model, metadata = models.load_checkpoint(checkpoint, verbose=False)
+    rules = {"--rule safe (the default)": upright.SAFE_RULE}
+    fitted = None
+    if args.fit_on:
+        fit_photos = _photos(args.fit_on, args.max_photos, args.seed)
+        shared = set(map(str, fit_photos)) & set(map(str, scored))
+        if shared:
+            raise SystemExit(f"error: {len(shared)} photos are both fitted on and scored on")
+        fit_ev, fit_true, _ = read_mix(model, metadata, fit_photos, args.seed + 1, label="fit")
+        fitted, fit_scores = upright.fit_safe_rule(fit_ev, fit_true)
+        rules["--rule safe, fitted on --fit-on"] = fitted
+        print(f"fitted on {len(fit_photos)} photos: {fitted} ({fit_scores})", file=sys.stderr)
+    evidences, true, kinds = read_mix(model, metadata, scored, args.seed, label="scored")
+    results = {name: score(true, kinds, c) for name, c in corrections(evidences, rules).items()}
+    reading = quarter_turn_reading(evidences, true, kinds)
+    alone = results["leave alone"]["mean_error_after_deg"]
+    print(f"\n{len(scored)} photos ({', '.join(args.photos)}), checkpoint {config.display_path(checkpoint)}; leaving them alone: {alone:.1f}°")
+    print(f"{'setting':42s} {'after':>7s} {'/alone':>7s} {'harmed':>7s} {'fixed':>7s} {'turned':>7s} {'tilted':>7s}")
+    for name, r in results.items():
+        print(f"{name:42s} {r['mean_error_after_deg']:6.1f}° {r['after_over_alone']:7.2f} {r['upright_harmed']:7.0%} "
+              f"{r['others_fixed_within_5']:7.0%} {r['turned_fixed_within_5']:7.0%} {r['tilted_fixed_within_5']:7.0%}")
+    print(f"the likeliest quarter turn is the right one for {reading['turned_likeliest_right']:.0%} of the turned "
+          f"photos and {reading['upright_likeliest_right']:.0%} of the upright ones")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"photos": args.photos, "fit_on": args.fit_on, "checkpoint": config.display_path(checkpoint),
+                               "n": len(scored), "seed": args.seed, "mix": MIX,
+                               "kinds": {k: kinds.count(k) for k in MIX},
+                               "default_rule": asdict(upright.SAFE_RULE),
+                               "fitted_rule": asdict(fitted) if fitted else None, "quarter_turn_reading": reading,
+                               "results": results}, indent=1))
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
