@@ -80,19 +80,15 @@ def read_mix(model, metadata, paths, seed: int, batch_size: int = 16, label: str
     return evidences, true, kinds
 
 
-def _wrap(a):
-    return (np.asarray(a, dtype=np.float64) + 180.0) % 360.0 - 180.0
-
-
 def corrections(evidences, rules: dict) -> dict:
     """Every setting's corrections (degrees counter-clockwise, (N,)) from the same evidence."""
-    one_pass = np.array([e.one_pass_deg for e in evidences])
-    mean = np.stack([e.turned_back.mean(axis=0) for e in evidences])
-    tta = np.degrees(np.arctan2(mean[:, 1], mean[:, 0]))
+    one_pass = angles.signed_angle_difference_deg(np.array([e.one_pass_deg for e in evidences]), 0.0)
+    tta = angles.signed_angle_difference_deg(  # the direction of the four turns' mean vector (--tta)
+        angles.decode_angle_deg(np.stack([e.turned_back.mean(axis=0) for e in evidences])), 0.0)
     out = {"leave alone": np.zeros(len(evidences)),
-           "--rule always (the old default)": -_wrap(one_pass),
-           "--rule always --tta": -_wrap(tta),
-           "--rule always --snap 90 --tta": -90.0 * np.round(_wrap(tta) / 90.0)}
+           "--rule always (the old default)": -one_pass,
+           "--rule always --tta": -tta,
+           "--rule always --snap 90 --tta": -90.0 * np.round(tta / 90.0)}
     for name, rule in rules.items():
         out[name] = np.array([upright.decide_safe(e, rule)[0] for e in evidences])
         out[name + " --snap 90"] = np.array([upright.decide_safe(e, rule, snap_90=True)[0] for e in evidences])

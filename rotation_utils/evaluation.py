@@ -44,15 +44,25 @@ def undo_turns(turned) -> torch.Tensor:
     -1))``), whose true angle is therefore 90°·k larger. Each is rotated by −90°·k and the four
     are averaged: returns (N, 2). Raises ValueError unless there are exactly 4 of the same shape.
     """
+    return turn_back(turned).mean(dim=1)
+
+
+def turn_back(turned) -> torch.Tensor:
+    """The answers to the four 90° turns of the same inputs, each turned back by its own turn.
+
+    turned: as for :func:`undo_turns`. Returns (N, 4, 2): item [:, k] is the answer for the turn
+    by 90°·k rotated by −90°·k, so all four estimate the same angle (the safe rule of
+    :mod:`rotation_utils.upright` reads them one by one). Raises ValueError unless there are
+    exactly 4 of the same shape.
+    """
     turned = list(turned)
     if len(turned) != 4 or any(t.shape != turned[0].shape or t.shape[-1] != 2 for t in turned):
         raise ValueError("undo_turns needs the 4 answers (N, 2) for the turns by 0°, 90°, 180° and 270°")
-    total = None
+    backs = []
     for k, out in enumerate(turned):
         c, s = math.cos(math.radians(-90.0 * k)), math.sin(math.radians(-90.0 * k))
-        back = torch.stack((out[:, 0] * c - out[:, 1] * s, out[:, 0] * s + out[:, 1] * c), dim=1)
-        total = back if total is None else total + back
-    return total / 4
+        backs.append(torch.stack((out[:, 0] * c - out[:, 1] * s, out[:, 0] * s + out[:, 1] * c), dim=1))
+    return torch.stack(backs, dim=1)
 
 
 def turn_average(model, images: torch.Tensor, head: str = "cos_sin_mse", bins: int = 72,

@@ -130,23 +130,18 @@ class PhotoEvidence:
 def turn_evidence(model, batch, head: str = "cos_sin_mse", bins: int = 72):
     """The model's answers to the four 90° turns of a batch, each turned back.
 
-    batch: (N, 3, S, S) model inputs. Returns (turned_back (N, 4, 2) float32 NumPy array, raw
-    outputs of the unturned batch). Source: RotNet-style turns (:func:`rotation_utils.evaluation.
-    turn_average` averages the same four vectors).
+    batch: (N, 3, S, S) model inputs. Returns (turned_back (N, 4, 2) float32 NumPy array,
+    :func:`rotation_utils.evaluation.turn_back`; raw outputs of the unturned batch). Source:
+    RotNet-style turns (:func:`rotation_utils.evaluation.turn_average` averages the same four).
     """
     import torch
 
+    from .evaluation import turn_back
     from .heads import resultant
 
-    answers, first = [], None
-    for k in range(4):
-        raw = model(torch.rot90(batch, k, dims=(-2, -1)))
-        first = raw if k == 0 else first
-        vector = resultant(head, raw.float(), bins)
-        c, s = math.cos(math.radians(-90.0 * k)), math.sin(math.radians(-90.0 * k))
-        back = torch.stack((vector[:, 0] * c - vector[:, 1] * s, vector[:, 0] * s + vector[:, 1] * c), dim=1)
-        answers.append(back)
-    return torch.stack(answers, dim=1).cpu().numpy().astype(np.float32), first
+    raws = [model(torch.rot90(batch, k, dims=(-2, -1))) for k in range(4)]
+    answers = turn_back([resultant(head, raw.float(), bins) for raw in raws])
+    return answers.cpu().numpy().astype(np.float32), raws[0]
 
 
 def _capped(vectors: np.ndarray, confidence_known: bool = True) -> np.ndarray:
@@ -227,8 +222,9 @@ def line_tilt(image, max_tilt_deg: float = 15.0, max_side: int = 640, min_length
 
 def _wrap(angle_deg: float) -> float:
     """The angle in (−180, 180] degrees."""
-    wrapped = (float(angle_deg) + 180.0) % 360.0 - 180.0
-    return 180.0 if wrapped == -180.0 else wrapped + 0.0
+    from .angles import signed_angle_difference_deg
+
+    return float(-signed_angle_difference_deg(0.0, angle_deg)) + 0.0  # + 0.0: no -0.0
 
 
 def decide_safe(evidence: PhotoEvidence, rule: SafeRule = SAFE_RULE, snap_90: bool = False,

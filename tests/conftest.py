@@ -8,6 +8,22 @@ import pytest
 matplotlib.use("Agg")
 
 SHARED_PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "photos"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def load_script():
+    """A loader of the project's scripts as modules: ``load_script("benchmarks/straighten_mix.py")``."""
+    import importlib.util
+
+    def load(relative: str):
+        path = ROOT / relative
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
 
 
 @pytest.fixture

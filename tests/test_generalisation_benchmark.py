@@ -1,19 +1,10 @@
 """benchmarks/generalisation.py: folds by collection, in- and out-of-collection scores, a reused run checked."""
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-
-
-def _module():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "generalisation.py"
-    spec = importlib.util.spec_from_file_location("generalisation", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
@@ -30,8 +21,8 @@ def photos_root(tmp_path) -> Path:
     return tmp_path / "photos"
 
 
-def test_a_fold_keeps_the_left_out_collection_apart(photos_root):
-    gen = _module()
+def test_a_fold_keeps_the_left_out_collection_apart(photos_root, load_script):
+    gen = load_script("benchmarks/generalisation.py")
     assert gen.collections(photos_root) == ["alpha", "beta", "gamma"]
     kept, out = gen.fold_photos(photos_root, ["gamma"])
     assert len(kept) == 20 and len(out) == 6
@@ -40,8 +31,8 @@ def test_a_fold_keeps_the_left_out_collection_apart(photos_root):
         gen.fold_photos(photos_root, ["delta"])
 
 
-def test_arguments_are_checked(photos_root, tmp_path):
-    gen = _module()
+def test_arguments_are_checked(photos_root, tmp_path, load_script):
+    gen = load_script("benchmarks/generalisation.py")
     with pytest.raises(SystemExit):
         gen.main(["--photos", str(photos_root)])  # neither --leave-out nor --loco
     with pytest.raises(SystemExit):
@@ -50,8 +41,9 @@ def test_arguments_are_checked(photos_root, tmp_path):
         gen.main(["--photos", str(tmp_path / "nowhere"), "--leave-out", "gamma"])
 
 
-def test_one_fold_end_to_end_scores_both_sides_and_refuses_a_run_of_other_photos(photos_root, tmp_path, capsys):
-    gen = _module()
+def test_one_fold_end_to_end_scores_both_sides_and_refuses_a_run_of_other_photos(photos_root, tmp_path, capsys,
+                                                                                    load_script):
+    gen = load_script("benchmarks/generalisation.py")
     out = tmp_path / "result.json"
     assert gen.main(["--photos", str(photos_root), "--leave-out", "gamma", "--recipes", "random_resnet18",
                      "--time-budget", "1", "--work", str(tmp_path / "runs"), "--out", str(out)]) == 0

@@ -1,6 +1,5 @@
 """The safe rule of `straighten` (rotation_utils.upright): the quarter-turn posterior, the line tilt,
 the decision, its fit, and `benchmarks/straighten_mix.py` on photos of known angle."""
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -177,16 +176,8 @@ def test_the_command_says_why_in_its_json_lines(tmp_path, capsys, monkeypatch):
     assert line["action"] == "unchanged" and "P=" in line["reason"] and "p_turn" in line["details"]
 
 
-def _mix_module():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "straighten_mix.py"
-    spec = importlib.util.spec_from_file_location("straighten_mix", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_mix_has_the_promised_shares_and_refuses_too_few_photos(tmp_path):
-    mix = _mix_module()
+def test_mix_has_the_promised_shares_and_refuses_too_few_photos(tmp_path, load_script):
+    mix = load_script("benchmarks/straighten_mix.py")
     true, kinds = mix.mix_angles(100, seed=3)
     assert kinds.count("upright") == 55 and kinds.count("tilted") == 25 and kinds.count("turned") == 20
     tilted = true[np.array(kinds) == "tilted"]
@@ -199,8 +190,8 @@ def test_mix_has_the_promised_shares_and_refuses_too_few_photos(tmp_path):
         mix.main(["--photos", str(tmp_path / "few"), "--checkpoint", "x.pt", "--out", str(tmp_path / "r.json")])
 
 
-def test_mix_benchmark_scores_every_setting_from_one_reading(tmp_path, monkeypatch):
-    mix = _mix_module()
+def test_mix_benchmark_scores_every_setting_from_one_reading(tmp_path, monkeypatch, load_script):
+    mix = load_script("benchmarks/straighten_mix.py")
     for i in range(24):
         band_photo(tmp_path / "photos" / f"{i}.png", i)
     monkeypatch.setattr(mix.models, "load_checkpoint", lambda *a, **k: (BrightSideUp(), META))
