@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import check_fiftyone_db as fodb  # noqa: E402  (scripts/check_fiftyone_db.py)
+import colab_cells  # noqa: E402  (scripts/colab_cells.py)
 
 # What a notebook's error says when FiftyOne found no database to use.
 DATABASE_ERRORS = ("FiftyOneConfigError", "MongoDB could not be installed", "ServiceListenTimeout",
@@ -206,6 +207,8 @@ def main(argv=None) -> int:
                                       str(err).strip().splitlines()[-1][:300]))
             return 1
         nbformat.write(nb, path if args.inplace else run / path.name)
+        if args.inplace:  # the Colab cell is stored unexecuted, as tests/test_colab.py checks
+            colab_cells.update(path)
         print(f"ok  {path.name:45s} {time.monotonic() - start:6.0f} s")
     print(f"{len(notebooks) - len(skipped)} notebooks ran in {time.monotonic() - total:.0f} s"
           + (f"; skipped for want of data: {', '.join(skipped)}" if skipped else ""))
