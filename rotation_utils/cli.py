@@ -60,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-angle", type=float, metavar="D",
                        help="a small-tilt model: train and validate on angles in ±D degrees (recorded in the "
                             "checkpoint; evaluate then uses the same range)")
+    train.add_argument("--augment", choices=["none", "photometric"],
+                       help="photometric: random colour, blur and JPEG changes as well (default: the profile's)")
+    train.add_argument("--balance-collections", action="store_true",
+                       help="draw each collection (each --images folder, or each sub-folder of one) equally often")
+    train.add_argument("--image-size", type=int, metavar="PX", help="side of the network's input (default: the profile's)")
+    train.add_argument("--min-scale", type=float, metavar="S",
+                       help="training crops: random squares of S–1 of the largest one (default: the profile's)")
     train.add_argument("--compile", action="store_true", help="torch.compile the model for training (GPUs)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
@@ -170,6 +177,18 @@ def _train_profile(args):
         overrides["head"] = args.head
     if args.bins is not None:
         overrides["bins"] = args.bins
+    if args.augment is not None:
+        overrides["augment"] = args.augment
+    if args.balance_collections:
+        overrides["balance_collections"] = True
+    if args.image_size is not None:
+        if not 32 <= args.image_size <= 1024:
+            raise ValueError(f"--image-size must be 32 to 1024 pixels, got {args.image_size}")
+        overrides["image_size"] = args.image_size
+    if args.min_scale is not None:
+        if not 0 < args.min_scale <= 1:
+            raise ValueError(f"--min-scale must be in (0, 1], got {args.min_scale}")
+        overrides["min_scale"] = args.min_scale
     if args.max_angle is not None:
         if not 0 < args.max_angle <= 180:
             raise ValueError(f"--max-angle must be in (0, 180] degrees, got {args.max_angle}")

@@ -17,6 +17,10 @@ Environment variables (all optional):
   ``.mat`` in ``aflw2000_more/`` and ``aflw2000_sample/``, Pointing'04 in ``pointing04/``);
   without it ``make course`` and ``make test`` skip that notebook and say so
   (default: scikit-learn's 8×8 digits, which ship offline).
+- ``ROTATION_COURSE_TEST_CLOCK``: for the test suite only (``make test`` sets it while nbval
+  runs the notebooks): a factor in (0, 1] applied to every training clock
+  (:func:`clock_scale`), so that the notebooks run end to end in less time. Never set it to
+  learn: the models come out weaker and the notebooks' prose describes full-clock runs.
 """
 from __future__ import annotations
 
@@ -35,12 +39,34 @@ __all__ = [
     "display_path",
     "notebook_setup",
     "write_atomically",
+    "clock_scale",
+    "TEST_CLOCK_VARIABLE",
 ]
+
+#: The variable of :func:`clock_scale`.
+TEST_CLOCK_VARIABLE = "ROTATION_COURSE_TEST_CLOCK"
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 #: The checkout's root when the package is used from a clone (editable install), else the cwd.
 PROJECT_ROOT = (_PACKAGE_DIR.parent if (_PACKAGE_DIR.parent / "pyproject.toml").exists()
                 else Path.cwd())
+
+
+def clock_scale() -> float:
+    """The factor applied to training clocks (``profile.time_budget_s``): the value of
+    ``ROTATION_COURSE_TEST_CLOCK``, 1.0 when it is unset or empty. The test suite sets it while
+    nbval executes the notebooks (see conftest.py). Raises ValueError for a value that is not a
+    number in (0, 1]."""
+    text = os.environ.get(TEST_CLOCK_VARIABLE, "").strip()
+    if not text:
+        return 1.0
+    try:
+        scale = float(text)
+    except ValueError:
+        scale = float("nan")
+    if not 0 < scale <= 1:
+        raise ValueError(f"{TEST_CLOCK_VARIABLE} must be a number in (0, 1], got {text!r}")
+    return scale
 
 
 def seed_everything(seed: int = 0) -> None:

@@ -36,11 +36,15 @@ __all__ = [
     "split_by_source",
     "photo_source_ids",
     "split_photos",
+    "photo_collections",
+    "collection_balancing_weights",
     "to_model_input",
     "square_input",
     "normalize_input",
     "denormalize",
     "load_photo_tensor",
+    "AUGMENTATIONS",
+    "photometric_augmentation",
     "OnTheFlyRotationDataset",
     "FixedRotationDataset",
     "DatasetExistsError",
@@ -119,6 +123,36 @@ def square_input(rotated: torch.Tensor, image_size: int, train: bool = False,
                     antialias=True)
 
 
+#: What training may change in a photo besides its angle, crop and mirror image (``Profile.augment``).
+AUGMENTATIONS = ("none", "photometric")
+
+
+def photometric_augmentation(kind: str = "photometric"):
+    """A random change of colour, sharpness and compression that leaves "up" where it was: the
+    differences between photo collections (cameras, white balance, processing, JPEG quality)
+    that a model should not learn as cues (issue 19). torchvision's transforms on a uint8
+    image (3, H, W): colour jitter (brightness, contrast, saturation ±40%, hue ±0.05) with
+    probability 0.8, greyscale 0.1, Gaussian blur (σ 0.1–2 px) 0.2, JPEG re-compression at
+    quality 30–95 0.3, the SimCLR-style recipe (Chen et al. 2020) plus JPEG. Draws from
+    torch's global generator (each loader worker seeds its own).
+
+    kind: one of :data:`AUGMENTATIONS`; ``"none"`` returns None (no change).
+    Raises ValueError for another kind.
+    """
+    if kind not in AUGMENTATIONS:
+        raise ValueError(f"augment must be one of {AUGMENTATIONS}, got {kind!r}")
+    if kind == "none":
+        return None
+    from torchvision.transforms import v2
+
+    return v2.Compose([
+        v2.RandomApply([v2.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.05)], p=0.8),
+        v2.RandomGrayscale(p=0.1),
+        v2.RandomApply([v2.GaussianBlur(kernel_size=5, sigma=(0.1, 2.0))], p=0.2),
+        v2.RandomApply([v2.JPEG(quality=(30, 95))], p=0.3),
+    ])
+
+
 def normalize_input(square: torch.Tensor) -> torch.Tensor:
     """uint8 (3, S, S) → float32 normalised with ImageNet mean and std, the network's input."""
     return F.normalize(F.to_dtype(square, torch.float32, scale=True), IMAGENET_MEAN, IMAGENET_STD)
@@ -141,19 +175,22 @@ class OnTheFlyRotationDataset(Dataset):
     cache_short_side: decode every photo once, resized so its shorter side has this many
     pixels, and keep it in memory (fast on a CPU; None reads the file each time).
     max_angle_deg: draw the angles uniformly in ±D degrees instead of the whole circle (a
-    small-tilt model, issue 11; labels stay in [0, 360)).
+    small-tilt model, issue 11; labels stay in [0, 360)). augment: one of
+    :data:`AUGMENTATIONS`, applied to the network's square before normalisation
+    (:func:`photometric_augmentation`).
     Items: (image (3, S, S) float, target (2,) = (cos θ, sin θ), θ in degrees (float tensor)).
     Raises ValueError for an unknown border or an empty list of paths.
     """
 
     def __init__(self, paths, image_size: int, border: str = "crop", repeats: int = 1,
                  hflip: bool = True, cache_short_side: int | None = None, min_scale: float = 0.85,
-                 max_angle_deg: float | None = None):
+                 max_angle_deg: float | None = None, augment: str = "none"):
         if border not in BORDERS or border == "alpha_mask":
             raise ValueError(f"border must be one of {[b for b in BORDERS if b != 'alpha_mask']}")
         self.paths = [Path(p) for p in paths]
         if not self.paths:
             raise ValueError("OnTheFlyRotationDataset needs at least one photo")
+        self.augment = photometric_augmentation(augment)
         self.image_size, self.border, self.repeats = image_size, border, repeats
         self.hflip, self.min_scale = hflip, min_scale
         self.max_angle_deg = _check_max_angle(max_angle_deg)
@@ -177,7 +214,10 @@ class OnTheFlyRotationDataset(Dataset):
         angle_deg = float(u * 360.0) if self.max_angle_deg is None else float((2 * u - 1) * self.max_angle_deg) % 360.0
         rotated = rotate_image(photo, angle_deg, border=self.border,
                                rng=np.random.default_rng(int(torch.randint(0, 2**31, (1,)))))
-        image = to_model_input(rotated, self.image_size, train=True, min_scale=self.min_scale)
+        square = square_input(rotated, self.image_size, train=True, min_scale=self.min_scale)
+        if self.augment is not None:
+            square = self.augment(square)
+        image = normalize_input(square)
         angle = torch.tensor(angle_deg, dtype=torch.float32)
         return image, angles.encode_angle_deg(angle), angle
 
@@ -266,6 +306,25 @@ def photo_source_ids(paths) -> list[str]:
     paths = [Path(p) for p in paths]
     root = _common_root(paths)
     return [p.resolve().relative_to(root).as_posix() for p in paths]
+
+
+def photo_collections(paths) -> list[str]:
+    """The collection of each photo: the first folder below the photos' common folder (``"."``
+    for a photo right in it). ``--images a --images b`` gives collections ``a`` and ``b``; one
+    folder with a sub-folder per collection (``bsds500/``, ``sun80/`` …) gives those.
+    Returns one string per path, in order.
+    """
+    return [i.split("/", 1)[0] if "/" in i else "." for i in photo_source_ids(paths)]
+
+
+def collection_balancing_weights(paths) -> torch.Tensor:
+    """Sampling weights that draw every collection (:func:`photo_collections`) equally often:
+    1 / (photos of its collection) for each photo, float64 (N,), summing to the number of
+    collections. For ``torch.utils.data.WeightedRandomSampler``.
+    """
+    names = photo_collections(paths)
+    counts = {name: names.count(name) for name in set(names)}
+    return torch.tensor([1.0 / counts[name] for name in names], dtype=torch.float64)
 
 
 def split_photos(paths, val_fraction: float, seed: int = 0) -> tuple[list[Path], list[Path]]:

@@ -41,32 +41,42 @@ def training_loader(train_paths, profile, border: str = "crop", seed: int = 0, d
     with ``seed``), whose state a resumed run restores.
     Raises ValueError for a border the pipeline cannot draw.
     """
-    from torch.utils.data import DataLoader
+    from torch.utils.data import DataLoader, WeightedRandomSampler
     from torch.utils.data.distributed import DistributedSampler
 
     from . import distributed
-    from .datasets import OnTheFlyRotationDataset
+    from .datasets import OnTheFlyRotationDataset, collection_balancing_weights
     from .precision import default_device
 
     if profile.batched_rotation:
         from .batched_rotation import UprightPhotoCanvas
 
-        train_set = UprightPhotoCanvas(train_paths, int(round(1.5 * profile.image_size)), repeats=profile.train_repeats)
+        train_set = UprightPhotoCanvas(train_paths, int(round(1.5 * profile.image_size)), repeats=profile.train_repeats,
+                                       augment=profile.augment)
     else:
         cache = photo_cache_side(profile)
         train_set = OnTheFlyRotationDataset(train_paths, profile.image_size, border=border,
                                             repeats=profile.train_repeats, hflip=profile.hflip,
                                             cache_short_side=cache, min_scale=profile.min_scale,
-                                            max_angle_deg=profile.max_angle_deg)
+                                            max_angle_deg=profile.max_angle_deg, augment=profile.augment)
     batch_size = profile.batch_size or 64
     ctx = distributed.context()
-    sampler = (DistributedSampler(train_set, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
-                                  seed=seed, drop_last=len(train_set) >= 2 * ctx.world_size)
-               if ctx.enabled else None)
+    generator = torch.Generator().manual_seed(seed)
+    if profile.balance_collections and ctx.enabled:
+        raise ValueError("balance_collections is not available under torchrun (DistributedSampler draws "
+                         "every photo equally often)")
+    if ctx.enabled:
+        sampler = DistributedSampler(train_set, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
+                                     seed=seed, drop_last=len(train_set) >= 2 * ctx.world_size)
+    elif profile.balance_collections:  # as many draws per epoch as photos, each collection equally often
+        weights = collection_balancing_weights(train_paths).repeat(profile.train_repeats)
+        sampler = WeightedRandomSampler(weights, num_samples=len(train_set), replacement=True, generator=generator)
+    else:
+        sampler = None
     per_process = len(train_set) // ctx.world_size
     loader = DataLoader(train_set, batch_size=batch_size, shuffle=sampler is None, sampler=sampler,
                         drop_last=per_process > batch_size, num_workers=profile.num_workers,
-                        generator=torch.Generator().manual_seed(seed),
+                        generator=generator,
                         persistent_workers=profile.num_workers > 0,
                         pin_memory=profile.num_workers > 0 and torch.cuda.is_available())
     if not profile.batched_rotation:

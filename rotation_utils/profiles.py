@@ -62,6 +62,8 @@ class Profile:
     head: str = "cos_sin_mse"  # how the network answers: one of rotation_utils.heads.HEADS
     bins: int = 72             # bins of the bins_expected head (72 of 5°)
     head_alpha: float = 1.0    # weight of bins_expected's circular term (radians²) in its dual loss
+    augment: str = "none"      # "photometric": colour, blur and JPEG changes (datasets.photometric_augmentation)
+    balance_collections: bool = False  # draw each collection (first folder under the photos' root) equally often
 
     @property
     def pretrained(self) -> bool:

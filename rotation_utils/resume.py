@@ -17,11 +17,14 @@ with worker processes reseeds them, so those resumes go on correctly but not bit
 """
 from __future__ import annotations
 
+import dataclasses
 import random
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from .profiles import Profile
 
 __all__ = ["LAST_CHECKPOINT", "RESUME_IGNORES", "rng_state", "set_rng_state", "load_training_state",
            "profile_differences", "check_resumable"]
@@ -90,7 +93,10 @@ def load_training_state(run_dir) -> dict:
 
 def profile_differences(saved: dict, asked: dict, ignore=RESUME_IGNORES) -> list[str]:
     """Fields on which two profiles (as dicts, :meth:`Profile.to_dict`) differ, each as
-    ``"field: saved X, asked Y"``, leaving out ``ignore`` (what a resumed run may change)."""
+    ``"field: saved X, asked Y"``, leaving out ``ignore`` (what a resumed run may change). A field
+    that a run saved before it existed counts as its default value."""
+    defaults = {f.name: f.default for f in dataclasses.fields(Profile) if f.default is not dataclasses.MISSING}
+    saved = {**{k: v for k, v in defaults.items() if k not in saved and k in asked}, **saved}
     keys = sorted((set(saved) | set(asked)) - set(ignore))
     return [f"{key}: saved {saved.get(key)!r}, asked {asked.get(key)!r}"
             for key in keys if saved.get(key) != asked.get(key)]

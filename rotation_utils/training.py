@@ -28,6 +28,8 @@ from tqdm.auto import tqdm
 
 from . import angles, distributed, heads
 from .backbones import BACKBONES
+from .config import clock_scale
+from .datasets import AUGMENTATIONS
 from .evaluation import VAL_ROTATIONS, predict  # noqa: F401 - VAL_ROTATIONS also public here
 from .loaders import (course_loaders, make_loaders, photo_cache_side, training_loader,  # noqa: F401
                       validation_loader)
@@ -164,6 +166,8 @@ def _check_profile(profile) -> None:
         raise ValueError(f"lr_schedule must be 'step' or 'cosine', got {profile.lr_schedule!r}")
     if profile.warmup_steps and profile.lr_schedule != "cosine":
         raise ValueError("warmup_steps needs lr_schedule='cosine'")
+    if profile.augment not in AUGMENTATIONS:
+        raise ValueError(f"augment must be one of {AUGMENTATIONS}, got {profile.augment!r}")
     if not isinstance(profile.epochs, int) or profile.epochs < 1:
         raise ValueError(f"epochs must be a whole number ≥ 1, got {profile.epochs!r}")
     if profile.time_budget_s is not None and not profile.time_budget_s > 0:
@@ -213,7 +217,8 @@ def fit(model, train_loader, val_loader, profile, out_dir, device=None, overwrit
     resume: go on from ``out_dir/last.pt`` (same recipe and photos; more epochs allowed).
     Returns the summary dict (also written as JSON): history per epoch, best epoch,
     validation metrics of the best model (degrees), training time in seconds, world size.
-    The learning rate follows :func:`lr_factor` step by step; the backbone learns at
+    The time budget is multiplied by :func:`rotation_utils.config.clock_scale` (1 except under
+    the test suite). The learning rate follows :func:`lr_factor` step by step; the backbone learns at
     ``lr × backbone_lr_factor``, the head at ``lr``. The time budget counts training only:
     the clock stops while the model is validated. With ``profile.tta`` the validation averages
     over the four 90° turns of each input (:func:`rotation_utils.evaluation.predict`). Under
@@ -225,6 +230,8 @@ def fit(model, train_loader, val_loader, profile, out_dir, device=None, overwrit
     listed); FileNotFoundError for a resume with no ``last.pt``.
     """
     _check_profile(profile)
+    if profile.time_budget_s and clock_scale() != 1.0:  # the test suite's shorter clock (config.clock_scale)
+        profile = replace(profile, time_budget_s=profile.time_budget_s * clock_scale())
     out_dir = Path(out_dir)
     best_path = out_dir / "best.pt"
     metadata = {"image_size": profile.image_size, "num_outputs": heads.num_outputs(profile.head, profile.bins),
@@ -440,14 +447,16 @@ def _resnet_width(model, default: int) -> int:
 
 
 def train_on_photos(paths, profile, out_dir, val_fraction: float | None = None, seed: int = 0,
-                    overwrite: bool = False, device=None, progress: bool = True, resume: bool = False) -> dict:
+                    overwrite: bool = False, device=None, progress: bool = True, resume: bool = False,
+                    border: str = "crop") -> dict:
     """Split photos by photo, build the model and loaders, and :func:`fit` — the command
     line's ``rotation-course train`` in one call, with or without ``torchrun``. The split is
     the course dataset's (:func:`rotation_utils.datasets.split_photos`): the notebooks hold out
     the same photos.
 
     paths: photo files. val_fraction: share of photos held out (default: the profile's).
-    resume: go on from ``out_dir/last.pt`` (see :func:`fit`).
+    resume: go on from ``out_dir/last.pt`` (see :func:`fit`). border: how the training photos'
+    corners are filled once rotated (``crop``, the default, leaves none; ``reflect`` mirrors).
     Returns the training summary (see :func:`fit`), with ``weights`` ("imagenet" or "random").
     Raises CheckpointExistsError (``best.pt`` exists, no overwrite, no resume), ValueError (too
     few photos, a resume under another recipe or other photos).
@@ -473,7 +482,7 @@ def train_on_photos(paths, profile, out_dir, val_fraction: float | None = None, 
         weights = {k: saved.get(k) for k in ("weights", "weights_source")}
     if profile.batch_size is None:
         profile = replace(profile, batch_size=probe_batch_size(model, profile.image_size, device))
-    train_loader, val_loader = make_loaders(train_paths, val_paths, profile, seed=seed, device=device)
+    train_loader, val_loader = make_loaders(train_paths, val_paths, profile, seed=seed, device=device, border=border)
     if progress and ctx.is_main:
         processes = f", {ctx.world_size} processes ({ctx.backend})" if ctx.enabled else ""
         print(f"training on {len(train_paths)} photos, validating on {len(val_paths)} "

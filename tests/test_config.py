@@ -90,3 +90,47 @@ def test_quick_profile_starts_from_offline_imagenet_weights():
     quick = profiles.PROFILES["quick"]
     assert (quick.backbone, quick.weights) == ("efficientnet_lite0", "imagenet") and quick.pretrained
     assert profiles.PROFILES["full"].backbone == "resnet18"  # the reference architecture
+
+
+def test_clock_scale_reads_its_variable_and_refuses_nonsense(monkeypatch):
+    monkeypatch.delenv(config.TEST_CLOCK_VARIABLE, raising=False)
+    assert config.clock_scale() == 1.0
+    monkeypatch.setenv(config.TEST_CLOCK_VARIABLE, "0.25")
+    assert config.clock_scale() == 0.25
+    for bad in ("0", "-1", "2", "fast", "nan"):
+        monkeypatch.setenv(config.TEST_CLOCK_VARIABLE, bad)
+        with pytest.raises(ValueError, match="ROTATION_COURSE_TEST_CLOCK"):
+            config.clock_scale()
+
+
+def test_the_test_clock_shortens_a_training_budget_and_only_notebook_cells_get_it(monkeypatch, tmp_path, request):
+    import torch
+    from torch import nn
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from rotation_utils import training
+
+    root_conftest = str(Path(__file__).resolve().parents[1] / "conftest.py")
+    conftest = next(p for p in request.config.pluginmanager.get_plugins()
+                    if getattr(p, "__file__", None) == root_conftest)
+
+    angles_deg = torch.rand(8) * 360
+    targets = torch.stack([torch.cos(torch.deg2rad(angles_deg)), torch.sin(torch.deg2rad(angles_deg))], 1)
+    data = TensorDataset(torch.randn(8, 4), targets, angles_deg)
+    loader = DataLoader(data, batch_size=4)
+    profile = profiles.get_profile("quick", time_budget_s=40.0, epochs=1, ema_decay=None, channels_last=False,
+                                   warmup_steps=0)
+    monkeypatch.setenv(config.TEST_CLOCK_VARIABLE, "0.25")
+    summary = training.fit(nn.Linear(4, 2), loader, loader, profile, tmp_path / "run", progress=False)
+    assert summary["profile"]["time_budget_s"] == 10.0
+
+    class Item:
+        def __init__(self, path):
+            self.fspath = path
+
+    conftest.pytest_runtest_setup(Item(tmp_path / "tests" / "test_x.py"))
+    assert config.clock_scale() == 1.0
+    conftest.pytest_runtest_setup(Item(tmp_path / "notebooks" / "04_x.ipynb"))
+    assert config.clock_scale() == float(conftest.NOTEBOOK_CLOCK) < 1
+    conftest.pytest_runtest_setup(Item(tmp_path / "tests" / "test_x.py"))
+    assert config.clock_scale() == 1.0
