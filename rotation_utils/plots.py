@@ -22,6 +22,7 @@ __all__ = [
     "plot_gradcam_grid",
     "plot_prediction_gallery",
     "plot_coverage",
+    "plot_quarter_turn_posterior",
     "show_as_jpeg",
 ]
 
@@ -189,5 +190,51 @@ def plot_coverage(curve, baseline=None, title: str = "Abstaining on short (cos �
            xlim=(0, 100))
     ax.set_ylim(bottom=0)
     ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_quarter_turn_posterior(image, turned_back, prior, posterior,
+                                title: str = "Is this photo a quarter turn off?"):
+    """The safe rule's reading of one photo (notebook 09): the photo, the model's four answers
+    turned back as arrows on the unit circle, and the prior and posterior of the four quarter
+    turns side by side.
+
+    image: a PIL image or (H, W, 3) array. turned_back: (4, 2) vectors
+    (:func:`rotation_utils.upright.turn_evidence`), each pointing at the photo's angle as one
+    turn reads it (degrees counter-clockwise from "up"). prior, posterior: (4,) probabilities of
+    0°, 90°, 180° and 270°. Returns the figure.
+    """
+    turned_back, prior, posterior = (np.asarray(x, dtype=float) for x in (turned_back, prior, posterior))
+    if turned_back.shape != (4, 2) or prior.shape != (4,) or posterior.shape != (4,):
+        raise ValueError("turned_back must be (4, 2), prior and posterior (4,)")
+    fig, (ax_photo, ax_circle, ax_bars) = plt.subplots(1, 3, figsize=(11, 3.6),
+                                                       gridspec_kw={"width_ratios": [1.1, 1, 1.2]})
+    ax_photo.imshow(np.asarray(image))
+    ax_photo.set_title("the photo as given")
+    ax_photo.axis("off")
+    circle = np.linspace(0, 2 * np.pi, 200)
+    ax_circle.plot(np.cos(circle), np.sin(circle), color="lightgrey", lw=1)
+    for k, (vector, colour) in enumerate(zip(turned_back, ("C0", "C1", "C2", "C3"))):
+        # an angle θ counter-clockwise from "up" is drawn at θ from the top of the circle
+        theta_rad = np.arctan2(vector[1], vector[0])
+        length = float(np.linalg.norm(vector))
+        ax_circle.annotate("", xy=(-length * np.sin(theta_rad), length * np.cos(theta_rad)), xytext=(0, 0),
+                           arrowprops=dict(arrowstyle="-|>", color=colour, lw=2))
+        ax_circle.plot([], [], color=colour, lw=2, label=f"shown turned {90 * k}°")
+    for q in range(4):
+        theta_rad = np.deg2rad(90 * q)
+        ax_circle.text(-1.18 * np.sin(theta_rad), 1.18 * np.cos(theta_rad), f"{90 * q}°", ha="center", va="center")
+    ax_circle.set(xlim=(-1.35, 1.35), ylim=(-1.35, 1.35), aspect="equal",
+                  title="the four answers, turned back\n(angle from the top; length: confidence)")
+    ax_circle.axis("off")
+    ax_circle.legend(fontsize=7, loc="lower left", bbox_to_anchor=(-0.1, -0.12), frameon=False)
+    x = np.arange(4)
+    ax_bars.bar(x - 0.2, prior, width=0.4, color="lightgrey", label="prior P(q)")
+    ax_bars.bar(x + 0.2, posterior, width=0.4, color="C0", label="posterior P(q | photo)")
+    ax_bars.set(xticks=x, xticklabels=["0°", "90°", "180°", "270°"], ylim=(0, 1.05),
+                xlabel="quarter turn q (degrees, counter-clockwise)", ylabel="probability", title="prior and posterior")
+    ax_bars.legend(fontsize=8)
+    fig.suptitle(title)
     fig.tight_layout()
     return fig

@@ -16,7 +16,7 @@ from pathlib import Path
 from .config import PROJECT_ROOT
 
 __all__ = ["REFERENCE_DIR", "REFERENCE_NAME", "photo_digest", "reference_checkpoint", "reference_figures",
-           "trained_on", "unseen_by_reference"]
+           "trained_on", "unseen_by_reference", "out_of_collection"]
 
 #: Where the reference lives in a clone of the course.
 REFERENCE_DIR = PROJECT_ROOT / "reference"
@@ -54,3 +54,22 @@ def unseen_by_reference(paths, folder=None) -> list[Path]:
     """The photos of ``paths`` the reference never trained on, in order (compared by content)."""
     seen = trained_on(folder)
     return [Path(p) for p in paths if photo_digest(p) not in seen]
+
+
+def out_of_collection(paths, folder=None) -> list[Path]:
+    """The photos of ``paths`` from collections the shipped model never trained on, in order: a
+    collection (:func:`rotation_utils.datasets.photo_collections`, the first folder under the
+    photos' common folder) counts when none of its photos is a training photo. These are the
+    photos whose errors a user meets on photos of their own (issue 19); the shipped model's own
+    held-out photos of its training collections are :func:`unseen_by_reference` but not these.
+    Raises FileNotFoundError when the reference is not there.
+    """
+    from .datasets import photo_collections
+
+    paths = [Path(p) for p in paths]
+    if not paths:
+        return []
+    seen = trained_on(folder)
+    names = photo_collections(paths)
+    trained = {name for name, p in zip(names, paths) if photo_digest(p) in seen}
+    return [p for name, p in zip(names, paths) if name not in trained]

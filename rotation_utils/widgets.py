@@ -1,5 +1,5 @@
-"""Sliders for notebooks 01 (angles live on a circle), 08 (head pose) and 09 (straightening
-photos), and the drawings behind them.
+"""Sliders for notebooks 01 (angles live on a circle), 06 (a validation sample and its Grad-CAM),
+08 (head pose) and 09 (straightening photos), and the drawings behind them.
 
 Every slider has a pure drawing function beside it (:func:`plot_angle_pair`,
 :func:`plot_encoding_losses`) that tests and the static GitHub view call without a widget:
@@ -26,6 +26,9 @@ __all__ = [
     "Straightening",
     "plot_straightening",
     "straighten_explorer",
+    "SampleReading",
+    "plot_sample_reading",
+    "sample_explorer",
 ]
 
 _TRUE_COLOR, _PRED_COLOR = "C0", "C1"
@@ -345,3 +348,95 @@ def straighten_explorer(model, metadata: dict, images, turned_deg: float = 30.0)
 
     out = w.interactive_output(draw, controls)
     return w.VBox([w.HBox(list(controls.values())), out])
+
+
+@dataclass
+class SampleReading:
+    """What :func:`plot_sample_reading` drew for one validation sample: its true and predicted
+    angles and circular absolute error (degrees), the head's confidence, and the figure."""
+
+    index: int
+    true_deg: float
+    predicted_deg: float
+    error_deg: float
+    confidence: float
+    fig: Any = field(repr=False, compare=False, default=None)
+
+
+def plot_sample_reading(model, dataset, index: int, target_layer=None, head: str = "cos_sin_mse",
+                        bins: int = 72, axes=None) -> SampleReading:
+    """One validation sample read by the model (notebook 06): the rotated input with the true
+    "up" (green) and the predicted one (orange, dashed), and its Grad-CAM map along the predicted
+    direction and along the true one (:func:`rotation_utils.gradcam.compute_gradcam`).
+
+    dataset: items (image (3, S, S) normalised, target, angle in degrees), e.g. a
+    :class:`rotation_utils.datasets.FixedRotationDataset`. index: which sample. target_layer:
+    the Grad-CAM layer (default: the backbone's last block). Returns a :class:`SampleReading`.
+    Raises IndexError for an index outside the dataset.
+    """
+    import matplotlib.pyplot as plt
+    import torch
+
+    from . import gradcam
+    from .heads import resultant
+
+    if not 0 <= index < len(dataset):
+        raise IndexError(f"sample {index} of a dataset of {len(dataset)}")
+    image, _, angle = dataset[index]
+    true_deg = float(angle)
+    images = torch.stack([image, image])
+    cams, predicted = gradcam.compute_gradcam(model, images, target_angles_deg=None, target_layer=target_layer,
+                                              head=head, bins=bins)
+    predicted_deg = float(predicted[0])
+    true_cam, _ = gradcam.compute_gradcam(model, image[None], target_angles_deg=[true_deg], target_layer=target_layer,
+                                          head=head, bins=bins)
+    with torch.no_grad():
+        confidence = float(torch.linalg.vector_norm(resultant(head, model(image[None]).float(), bins), dim=-1)[0])
+    error = float(angles.circular_absolute_error_deg(predicted_deg, true_deg))
+    if axes is None:
+        fig, axes = plt.subplots(1, 3, figsize=(10, 3.6))
+    else:
+        fig = axes[0].figure
+    from .datasets import denormalize
+
+    side = image.shape[-1]
+    axes[0].imshow(denormalize(image).permute(1, 2, 0).numpy())
+    for angle_deg, colour, style in ((true_deg, "limegreen", "-"), (predicted_deg, "darkorange", "--")):
+        theta = np.deg2rad(angle_deg)  # "up" turned θ counter-clockwise from the top
+        axes[0].annotate("", xy=(side / 2 - 0.38 * side * np.sin(theta), side / 2 - 0.38 * side * np.cos(theta)),
+                         xytext=(side / 2, side / 2), arrowprops=dict(arrowstyle="-|>", color=colour, lw=2, ls=style))
+    axes[0].set_title(f"true {true_deg:.0f}°, predicted {predicted_deg:.0f}°\nerror {error:.1f}°, "
+                      f"confidence {confidence:.2f}", fontsize=9)
+    axes[1].imshow(gradcam.overlay_cam(image, cams[0]))
+    axes[1].set_title("Grad-CAM along the predicted direction", fontsize=9)
+    axes[2].imshow(gradcam.overlay_cam(image, true_cam[0]))
+    axes[2].set_title("Grad-CAM along the true direction", fontsize=9)
+    for ax in axes:
+        ax.set_axis_off()
+    fig.suptitle(f"Validation sample {index} (green: true up, orange dashed: predicted up; degrees counter-clockwise)",
+                 fontsize=10)
+    fig.tight_layout()
+    return SampleReading(index, true_deg, predicted_deg, error, confidence, fig)
+
+
+def sample_explorer(model, dataset, order=None, target_layer=None, head: str = "cos_sin_mse", bins: int = 72):
+    """A slider over validation samples that redraws :func:`plot_sample_reading`: the sample,
+    its prediction and error, and its Grad-CAM maps. order: the sample indices in slider order
+    (e.g. sorted by error, worst first; default: the dataset's order). Returns an ipywidgets
+    ``VBox``. Taught in notebook 06. Raises ValueError for an empty dataset or order."""
+    import ipywidgets as w
+
+    from .plots import show_as_jpeg
+
+    order = list(range(len(dataset))) if order is None else [int(i) for i in order]
+    if not order:
+        raise ValueError("sample_explorer needs at least one sample")
+    slider = w.IntSlider(value=0, min=0, max=len(order) - 1, description="sample (in this order)",
+                         style={"description_width": "initial"}, continuous_update=False,
+                         layout=w.Layout(width="60%"))
+
+    def draw(position):
+        reading = plot_sample_reading(model, dataset, order[position], target_layer, head, bins)
+        show_as_jpeg(reading.fig)
+
+    return w.VBox([slider, w.interactive_output(draw, {"position": slider})])

@@ -229,7 +229,7 @@ def test_format_comparison_rows_values_and_missing_metrics():
         assert label in header
     rows = {line.split()[0]: line.split()[1:] for line in lines[1:]}
     assert list(rows) == ["reference", "chance", "mine"]
-    assert rows["reference"] == ["–", "4.57°", "1.74°", "–", "88.1%", "–", "–"]
+    assert rows["reference"] == ["–", "4.57°", "1.74°", "5.63°", "88.1%", "94.8%", "96.1%"]  # as published; no n
     assert rows["chance"] == ["–", "90.00°", "90.00°", "162.00°", "2.8%", "5.6%", "8.3%"]
     # n 4, MAE 4, median 2.5, p90 3 + 0.7·7 = 7.9, shares 3/4, 4/4, 4/4
     assert rows["mine"] == ["4", "4.00°", "2.50°", "7.90°", "75.0%", "100.0%", "100.0%"]

@@ -204,3 +204,30 @@ def test_save_figure_writes_a_png(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with Image.open(path) as image:
         assert image.size[0] > 100 and image.size[1] > 100
+
+
+def test_sample_reading_draws_the_prediction_the_error_and_both_maps(random_model, tmp_path):
+    from PIL import Image
+
+    from rotation_utils import datasets, widgets
+
+    rng = np.random.default_rng(3)
+    paths = []
+    for i in range(2):
+        path = tmp_path / f"{i}.png"
+        Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(path)
+        paths.append(path)
+    dataset = datasets.FixedRotationDataset(paths, 64, rotations=2, seed=0)
+    reading = widgets.plot_sample_reading(random_model.eval(), dataset, 3)
+    true_deg = dataset.samples[3][1]
+    assert reading.true_deg == pytest.approx(true_deg, abs=1e-3)
+    assert reading.error_deg == pytest.approx(float(angles.circular_absolute_error_deg(reading.predicted_deg, true_deg)))
+    assert reading.confidence > 0 and len(reading.fig.axes) == 3
+    assert f"error {reading.error_deg:.1f}°" in reading.fig.axes[0].get_title()
+    assert "predicted direction" in reading.fig.axes[1].get_title() and "true" in reading.fig.axes[2].get_title()
+    with pytest.raises(IndexError):
+        widgets.plot_sample_reading(random_model, dataset, 4)
+    explorer = widgets.sample_explorer(random_model, dataset, order=[3, 0, 1])
+    assert explorer.children[0].max == 2
+    with pytest.raises(ValueError, match="at least one sample"):
+        widgets.sample_explorer(random_model, dataset, order=[])

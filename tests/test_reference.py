@@ -30,3 +30,38 @@ def test_the_shipped_model_reads_up_on_photos_it_never_saw(shared_photos, tmp_pa
     result = evaluation.evaluate_folder(reference.reference_checkpoint(), folder, device="cpu")
     assert result["n"] == 6 * len(held_out[::8])
     assert result["mae_deg"] < 60.0, result  # guessing: 90°; the README: 34.0° on all 314 photos
+
+
+def test_out_of_collection_keeps_only_collections_without_a_training_photo(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    photos = {}
+    for collection in ("seen", "unseen"):
+        (tmp_path / "photos" / collection).mkdir(parents=True)
+        for i in range(3):
+            path = tmp_path / "photos" / collection / f"{i}.png"
+            Image.fromarray(np.full((8, 8, 3), 40 * i + (100 if collection == "unseen" else 0), np.uint8)).save(path)
+            photos.setdefault(collection, []).append(path)
+    folder = tmp_path / "shipped"
+    folder.mkdir()
+    (folder / "trained_on.txt").write_text("# digests\n" + reference.photo_digest(photos["seen"][0]) + "\n")
+    everything = photos["seen"] + photos["unseen"]
+    assert reference.out_of_collection(everything, folder) == photos["unseen"]
+    assert reference.unseen_by_reference(everything, folder) == everything[1:]  # held-out photos of "seen" too
+    assert reference.out_of_collection([], folder) == []
+
+
+def test_quarter_turn_posterior_figure():
+    import numpy as np
+
+    from rotation_utils import plots, upright
+
+    turned_back = np.array([[0.0, 0.9], [0.1, 0.8], [0.0, 1.0], [-0.1, 0.7]])
+    posterior = upright.quarter_turn_posterior(turned_back)
+    fig = plots.plot_quarter_turn_posterior(np.zeros((20, 30, 3), np.uint8), turned_back, upright.QUARTER_PRIOR,
+                                            posterior)
+    assert posterior.argmax() == 1 and len(fig.axes) == 3
+    assert fig.axes[2].get_ylabel() == "probability" and "degrees" in fig.axes[2].get_xlabel()
+    with pytest.raises(ValueError):
+        plots.plot_quarter_turn_posterior(np.zeros((4, 4, 3)), turned_back[:2], upright.QUARTER_PRIOR, posterior)
