@@ -149,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     hp_train.add_argument("--max-roll", type=float, default=30.0, help="in-plane turns of up to ± this, degrees")
     hp_train.add_argument("--seed", type=int, default=0)
     hp_train.add_argument("--overwrite", action="store_true", help="replace an existing RUN_DIR/headpose.pt")
+    for command in (parser, train, evaluate, straighten, export, hp_eval, hp_train):  # before or after the command
+        command.add_argument("--debug", action="store_true", default=False if command is parser else argparse.SUPPRESS,
+                             help="show the full traceback of an error (else one line)")
     return parser
 
 
@@ -255,7 +258,7 @@ def _evaluate(args) -> int:
 def _straighten(args) -> int:
     import torch
 
-    from .models import load_checkpoint
+    from .models import load_checkpoint, prediction_settings
     from .straighten import StraightenSettings, straighten_photos
 
     settings = StraightenSettings(rule=args.rule, border=args.border, snap_90=args.snap == 90, max_angle_deg=args.max_angle,
@@ -263,6 +266,7 @@ def _straighten(args) -> int:
                                   batch_size=args.batch_size)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model, metadata = load_checkpoint(args.checkpoint, verbose=False)
+    prediction_settings(metadata, Path(args.checkpoint).name)  # metadata that contradict the weights: one line
 
     def report(record):
         if args.json:
@@ -270,8 +274,11 @@ def _straighten(args) -> int:
         elif record.action != "straightened":
             print(f"{record.action} {record.path}: {record.reason}", file=sys.stderr)
 
+    def note(text):
+        print(f"note: {text}", file=sys.stderr)
+
     records = straighten_photos(model, metadata, args.inputs, args.out, settings, device=device,
-                                progress=True, on_record=report)
+                                progress=True, on_record=report, protect=[args.checkpoint], on_note=note)
     counts = {action: sum(r.action == action for r in records) for action in ("straightened", "unchanged", "skipped")}
     print(f"{counts['straightened']} straightened, {counts['unchanged']} unchanged, {counts['skipped']} skipped; "
           f"outputs in {args.out}", file=sys.stderr)
@@ -318,11 +325,17 @@ def _headpose_evaluate(args) -> int:
                 raise ValueError("Dlib found no face in any photo")
         if args.method == "pnp":
             shape = hp.mean_face_shape(fit)
-            predicted = []
+            predicted, solved = [], []
             for s in samples:
-                with Image.open(s.image_path) as image:
-                    predicted.append(hp.solve_pnp_pose(s.landmarks, shape, image.size, args.focal_px))
-            predicted = np.stack(predicted)
+                try:
+                    with Image.open(s.image_path) as image:
+                        predicted.append(hp.solve_pnp_pose(s.landmarks, shape, image.size, args.focal_px))
+                    solved.append(s)
+                except (OSError, ValueError) as err:  # an unreadable photo, landmarks with no pose
+                    print(f"skipped {s.image_path.name}: {err}", file=sys.stderr)
+            if not solved:
+                raise ValueError(f"no face of {Path(args.images).name} gave a pose")
+            samples, predicted = solved, np.stack(predicted)
         else:
             predicted = hp.predict_landmark_mlp(hp.fit_landmark_mlp(fit), samples)
     else:
@@ -374,27 +387,134 @@ def _headpose_train(args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
-    """Entry point of ``rotation-course``; returns the exit status (0 ok, 2 bad input)."""
-    args = build_parser().parse_args(argv)
-    try:
-        if args.command == "straighten":
-            return _straighten(args)
-        if args.command == "export":
-            from .export import export_model
+#: The numeric flags, by their argparse ``dest``: (flag, test, what a good value is). A flag that
+#: several sub-commands share means the same in each.
+_NUMBERS = {
+    "seed": ("--seed", lambda v: 0 <= v < 2 ** 32, "a whole number from 0 to 4294967295"),
+    "epochs": ("--epochs", lambda v: v >= 1, "at least 1"),
+    "max_photos": ("--max-photos", lambda v: v >= 1, "at least 1"),
+    "time_budget": ("--time-budget", lambda v: v > 0, "a positive number of seconds"),
+    "bins": ("--bins", lambda v: 2 <= v <= 3600, "a whole number from 2 to 3600"),
+    "max_angle": ("--max-angle", lambda v: 0 < v <= 180, "a number of degrees in (0, 180]"),
+    "rotations": ("--rotations", lambda v: 1 <= v <= 360, "a whole number from 1 to 360 (angles per photo)"),
+    "batch_size": ("--batch-size", lambda v: 1 <= v <= 4096, "a whole number from 1 to 4096"),
+    "min_confidence": ("--min-confidence", lambda v: v >= 0, "a number ≥ 0"),
+    "focal_px": ("--focal-px", lambda v: v > 0, "a positive number of pixels"),
+    "alpha": ("--alpha", lambda v: v >= 0, "a number ≥ 0"),
+    "size": ("--size", lambda v: 16 <= v <= 1024, "a whole number of pixels from 16 to 1024"),
+    "max_roll": ("--max-roll", lambda v: 0 <= v <= 180, "a number of degrees in [0, 180]"),
+}
 
-            described = export_model(args.checkpoint, args.format, args.out, overwrite=args.overwrite)
-            size = described["input"]["shape"][-1]
-            print(f"wrote {args.out} ({args.format}: images (N, 3, {size}, {size}) → angle_deg, resultant_length) "
-                  f"and {args.out}.json")
-            return 0
-        if args.command == "headpose":
-            return _headpose_evaluate(args) if args.headpose_command == "evaluate" else _headpose_train(args)
-        return _train(args) if args.command == "train" else _evaluate(args)
-    except (FileNotFoundError, NotADirectoryError, FileExistsError, ValueError, ImportError,
-            WeightsUnavailableError) as err:
-        print(f"rotation-course {args.command}: error: {err}", file=sys.stderr)
-        return 2
+
+def check_numbers(args) -> None:
+    """Every numeric flag of ``args`` that was given, against :data:`_NUMBERS` (NaN and infinity
+    are no value). Raises ValueError naming the flag, what it must be and what it got."""
+    import math
+
+    for dest, (flag, test, what) in _NUMBERS.items():
+        value = getattr(args, dest, None)
+        if value is None:
+            continue
+        if not (math.isfinite(value) and test(value)):
+            raise ValueError(f"{flag} must be {what}, got {value:g}" if isinstance(value, float)
+                             else f"{flag} must be {what}, got {value}")
+
+
+def check_device(device) -> None:
+    """``--device``: None (the default), ``cpu``, or a GPU that is here (``cuda``, ``cuda:N``,
+    ``mps``). Raises ValueError saying what is available."""
+    if device is None:
+        return
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise ValueError(f"--device {device} is not a device: use cpu, cuda or cuda:N (or leave --device out)") from None
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {device}: no CUDA GPU can be used here (torch.cuda.is_available() is False); "
+                             "use --device cpu, or leave --device out")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {device}: there are {torch.cuda.device_count()} CUDA GPU(s) here, "
+                             f"numbered from 0")
+    elif parsed.type == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise ValueError(f"--device {device}: no Apple GPU (MPS) can be used here; use --device cpu")
+    elif parsed.type != "cpu":
+        raise ValueError(f"--device {device}: the course runs on cpu, cuda or mps")
+
+
+#: Errors that are the input's, not the code's: one line and exit status 2.
+_USER_ERRORS = (ValueError, OSError, ImportError, WeightsUnavailableError, MemoryError)
+
+
+def _describe(err: BaseException) -> str:
+    """One line for an error: the message the course wrote, or, for the system's own errors,
+    what happened to which file."""
+    import errno
+
+    if isinstance(err, MemoryError):
+        return f"not enough memory ({err or 'MemoryError'}); ask for less (fewer photos, a smaller --batch-size)"
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        where = f", {err.filename}" if err.filename and str(err.filename) not in str(err.strerror) else ""
+        return (f"the disk is full ({err.strerror}{where}): no half-written file was left and every file written "
+                "before is complete; make room and run again")
+    if isinstance(err, OSError) and err.errno is not None and err.strerror:
+        return f"{err.strerror}: {err.filename}" if err.filename else err.strerror
+    text = str(err).strip()
+    return text.splitlines()[0] if text else err.__class__.__name__
+
+
+def _run(args) -> int:
+    if args.command == "straighten":
+        return _straighten(args)
+    if args.command == "export":
+        from .export import export_model
+
+        described = export_model(args.checkpoint, args.format, args.out, overwrite=args.overwrite)
+        size = described["input"]["shape"][-1]
+        print(f"wrote {args.out} ({args.format}: images (N, 3, {size}, {size}) → angle_deg, resultant_length) "
+              f"and {args.out}.json")
+        return 0
+    if args.command == "headpose":
+        return _headpose_evaluate(args) if args.headpose_command == "evaluate" else _headpose_train(args)
+    return _train(args) if args.command == "train" else _evaluate(args)
+
+
+def main(argv=None) -> int:
+    """Entry point of ``rotation-course``; returns the exit status: 0 done, 1 nothing could be
+    done (``straighten``: no photo usable) or an error of the course's own code, 2 bad input, 130
+    interrupted. Every error is one line on stderr (``rotation-course COMMAND: error: …``);
+    ``--debug`` (or ROTATION_COURSE_DEBUG=1) prints the traceback above it."""
+    import os
+
+    args = build_parser().parse_args(argv)
+    command = args.command + (f" {args.headpose_command}" if args.command == "headpose" else "")
+    debug = getattr(args, "debug", False) or os.environ.get("ROTATION_COURSE_DEBUG", "") not in ("", "0")
+    try:
+        check_numbers(args)
+        check_device(getattr(args, "device", None))
+        return _run(args)
+    except KeyboardInterrupt:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        print(f"rotation-course {command}: interrupted; every file written so far is complete (no half file is "
+              "left), and a second run goes on from there", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - the one place that turns every error into one line
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        if isinstance(err, _USER_ERRORS) or (isinstance(err, RuntimeError) and "out of memory" in str(err)):
+            print(f"rotation-course {command}: error: {_describe(err)}", file=sys.stderr)
+            return 2
+        print(f"rotation-course {command}: internal error: {err.__class__.__name__}: {_describe(err)} (a bug of the "
+              "course; please report it with the traceback that --debug prints)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,9 @@ __all__ = [
     "display_path",
     "notebook_setup",
     "write_atomically",
+    "write_bytes_atomically",
+    "save_torch_atomically",
+    "remove_stale_temporaries",
     "clock_scale",
     "TEST_CLOCK_VARIABLE",
 ]
@@ -146,27 +150,139 @@ def display_path(path) -> str:
     return "…/" + "/".join(path.parts[-2:])
 
 
-def write_atomically(path, write) -> Path:
+#: A temporary file of :func:`write_atomically`: ``.<name>.<pid>@<host>.<random>.tmp`` (hidden, so that a
+#: leftover is never taken for a photo or a checkpoint; the process and machine say whose it is).
+_TMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)@(?P<host>[0-9a-f]{6})\.[0-9a-f]{8}\.tmp$")
+#: The temporary names of the course's earlier versions (``tempfile.mkstemp``): no owner recorded.
+_OLD_TMP_NAME = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp$")
+#: A temporary file whose owner cannot be asked (another machine, an earlier version) is stale
+#: after this long: no single file takes a day to write.
+_STALE_AFTER_S = 24 * 3600
+#: Folders this process has cleaned of stale temporary files already.
+_SWEPT: set[str] = set()
+
+
+def _host_tag() -> str:
+    import hashlib
+    import socket
+
+    return hashlib.sha1(socket.gethostname().encode()).hexdigest()[:6]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):  # another user's process: alive
+        return True
+    return True
+
+
+def _is_stale(entry: Path, name: str | None = None) -> bool:
+    import time
+
+    match = _TMP_NAME.match(entry.name)
+    if match is not None:
+        if name is not None and match["name"] != name[:150]:
+            return False
+        if match["host"] == _host_tag():
+            pid = int(match["pid"])
+            return pid != os.getpid() and not _alive(pid)
+    else:
+        match = _OLD_TMP_NAME.match(entry.name)
+        if match is None or (name is not None and match["name"] != name):
+            return False
+    try:
+        return time.time() - entry.lstat().st_mtime > _STALE_AFTER_S
+    except OSError:
+        return False
+
+
+def remove_stale_temporaries(folder, name: str | None = None, recursive: bool = False) -> list[Path]:
+    """Remove the temporary files that :func:`write_atomically` left in ``folder`` when its
+    process was killed (SIGKILL, a power cut: no ``finally`` ran). A file is stale when the
+    process that wrote it (recorded in its name) is no longer running on this machine, or, for
+    one of another machine or of the course's earlier versions, when it is more than a day old;
+    the temporary files of runs still going are left alone. name: only those of this output
+    file name. recursive: also in sub-folders (links to folders are not followed).
+    Returns the paths removed. Raises nothing: a file that cannot be removed is left."""
+    folder = Path(folder)
+    removed = []
+    if not folder.is_dir():
+        return removed
+    walk = os.walk(folder, followlinks=False) if recursive else [(str(folder), [], os.listdir(folder))]
+    for here, _dirs, files in walk:
+        for entry in files:
+            path = Path(here) / entry
+            if entry.endswith(".tmp") and entry.startswith(".") and _is_stale(path, name):
+                try:
+                    path.unlink()
+                    removed.append(path)
+                except OSError:
+                    pass
+    return removed
+
+
+def write_atomically(path, write, mode: int | None = None, verify=None) -> Path:
     """Write a file so that it is either complete or absent: ``write(tmp)`` writes a temporary
     file (a ``str`` path ending in ``.tmp``, in the same folder, so the rename stays on one disk;
-    give image writers the format explicitly), which is then
-    renamed to ``path``. If ``write`` fails, or the run is interrupted, the temporary file is
-    removed and ``path`` is untouched. The folder is created if missing. Returns ``path``.
-    Every file the course writes for a user (checkpoints, images, exports) goes through here."""
-    import tempfile
+    give image writers the format explicitly), which is then renamed to ``path``. If ``write``
+    fails, or the run is interrupted, the temporary file is removed and ``path`` is untouched;
+    those a killed process left in the folder are removed by the first write there of each
+    later process (:func:`remove_stale_temporaries`). The folder is created if missing.
+
+    mode: the new file's permission bits (e.g. those of the photo it comes from); default those
+    of any new file (0o666 less the umask), never the 0o600 of a temporary file.
+    verify: ``verify(tmp)`` re-reads the written file before it is renamed into place and
+    raises if it is not right, so that a file that could not be written whole is never kept.
+    Returns ``path``. Every file the course writes for a user (checkpoints, images, exports)
+    goes through here; the errors of ``write`` and ``verify`` are raised as they are (a full
+    disk: OSError with errno ENOSPC)."""
+    import secrets
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # hidden and ending in .tmp, so that a leftover is never taken for a photo or a checkpoint
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
+    folder = os.path.realpath(path.parent)
+    if folder not in _SWEPT:  # once per folder and process: a folder of 10,000 photos is listed once
+        remove_stale_temporaries(path.parent)
+        _SWEPT.add(folder)
+    tmp = path.parent / f".{path.name[:150]}.{os.getpid()}@{_host_tag()}.{secrets.token_hex(4)}.tmp"
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # the umask applies, as to any new file
     try:
-        write(tmp)
+        write(str(tmp))
+        if verify is not None:
+            verify(str(tmp))
+        if mode is not None:
+            os.chmod(tmp, mode & 0o7777)
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as err:
+        tmp.unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.errno is not None and err.filename in (None, str(tmp)):
+            err.filename = str(path)  # the file the user asked for, not the hidden temporary one
         raise
     return path
+
+
+def write_bytes_atomically(path, data: bytes, mode: int | None = None, verify=None) -> Path:
+    """:func:`write_atomically` for bytes made in memory: a serialiser that fails half-way
+    through a file (PyTorch's zip writer on a full disk aborts with an internal error) runs
+    into a buffer instead, and only Python's own write meets the disk, so a full disk is an
+    OSError (ENOSPC) like any other. Returns ``path``."""
+    return write_atomically(path, lambda tmp: Path(tmp).write_bytes(data), mode=mode, verify=verify)
+
+
+def save_torch_atomically(path, obj, mode: int | None = None) -> Path:
+    """``torch.save(obj)`` to ``path`` through memory and :func:`write_bytes_atomically`: PyTorch's
+    zip writer, meeting a full disk, aborts with an internal error ("inline_container.cc");
+    writing its bytes gives an OSError (ENOSPC) and leaves the old file as it was. Returns ``path``."""
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return write_bytes_atomically(path, buffer.getvalue(), mode=mode)
 
 
 def notebook_setup(seed: int = 0, quiet: bool = False):

@@ -217,15 +217,17 @@ def evaluate_folder(checkpoint, images, rotations: int = VAL_ROTATIONS, seed: in
     The checkpoint's head (``metadata["head"]``, default the reference's) reads the outputs.
     Returns the summary dict: ``n``, ``mae_deg``, ``median_deg``, ``p90_deg``, ``within_5``,
     ``within_10``, ``within_15``, plus ``skipped`` (unusable files) and ``head``.
-    Raises FileNotFoundError (missing checkpoint or folder), ValueError (bad checkpoint,
-    no usable photo, ``tta`` with a model trained within less than ±90°).
+    Raises FileNotFoundError (missing checkpoint or folder), ValueError (bad checkpoint or one
+    whose metadata contradict its weights, :func:`rotation_utils.models.prediction_settings`;
+    no usable photo; ``tta`` with a model trained within less than ±90°).
     """
     from .datasets import FixedRotationDataset
-    from .models import load_checkpoint
+    from .models import load_checkpoint, prediction_settings
     from .precision import default_device
     from .sources import resolve_photos
 
     model, metadata = load_checkpoint(checkpoint, verbose=False)
+    head, bins, image_size = prediction_settings(metadata, Path(checkpoint).name)
     trained_within = (metadata.get("profile") or {}).get("max_angle_deg")
     if tta and trained_within is not None and trained_within < 90:
         raise ValueError(f"{Path(checkpoint).name} was trained on angles within ±{trained_within:g}° only: the "
@@ -233,12 +235,12 @@ def evaluate_folder(checkpoint, images, rotations: int = VAL_ROTATIONS, seed: in
     source = resolve_photos(images, max_photos=max_photos, verbose=False)
     if max_angle_deg is None:
         max_angle_deg = trained_within
-    dataset = FixedRotationDataset(source.paths, metadata.get("image_size", 224), rotations=rotations,
+    dataset = FixedRotationDataset(source.paths, image_size, rotations=rotations,
                                    seed=seed, border=border, max_angle_deg=max_angle_deg)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
     result = evaluate_loader(model, loader, device if device is not None else default_device(), progress,
-                             tta=tta, head=metadata.get("head", "cos_sin_mse"), bins=int(metadata.get("bins", 72)))
-    return {**result["summary"], "skipped": len(source.skipped), "head": metadata.get("head", "cos_sin_mse"),
+                             tta=tta, head=head, bins=bins)
+    return {**result["summary"], "skipped": len(source.skipped), "head": head,
             "max_angle_deg": max_angle_deg}
 
 

@@ -161,26 +161,26 @@ def read_pose_mat(mat_path, image_path=None) -> HeadPoseSample:
     if "Pose_Para" not in mat:
         raise HeadPoseError(f"{mat_path.name}: no Pose_Para in this .mat file, so no pose label "
                             f"(keys: {', '.join(k for k in mat if not k.startswith('__'))})")
-    pose = np.asarray(mat["Pose_Para"], dtype=np.float64).ravel()
+    pose = _numbers(mat, "Pose_Para", mat_path).ravel()
     if pose.size < 3 or not np.all(np.isfinite(pose[:3])):
         raise HeadPoseError(f"{mat_path.name}: Pose_Para has no three finite angles")
     pitch, yaw, roll = np.degrees(pose[:3])
     landmarks = landmarks_3d = None
     if "pt3d_68" in mat and np.shape(mat["pt3d_68"]) == (3, 68):
-        p = np.asarray(mat["pt3d_68"], dtype=np.float64)
+        p = _numbers(mat, "pt3d_68", mat_path, finite=True)
         landmarks = p[:2].T.copy()
         landmarks_3d = np.stack([p[0], p[1], -p[2]], axis=1)  # depth row points to the camera
         source = "aflw2000"
     elif "pt2d" in mat and np.shape(mat["pt2d"]) == (2, 68):
-        landmarks = np.asarray(mat["pt2d"], dtype=np.float64).T.copy()
+        landmarks = _numbers(mat, "pt2d", mat_path, finite=True).T.copy()
         source = "300w_lp"
     else:
         source = "aflw2000"
     if landmarks is not None:
         box = _box_of(landmarks)
     elif "pt2d" in mat:
-        pts = np.asarray(mat["pt2d"], dtype=np.float64).T
-        pts = pts[(pts >= 0).all(axis=1)]
+        pts = _numbers(mat, "pt2d", mat_path).T
+        pts = pts[np.isfinite(pts).all(axis=1) & (pts >= 0).all(axis=1)] if pts.ndim == 2 else pts[:0]
         box = _box_of(pts) if len(pts) >= 2 else None
     else:
         box = None
@@ -189,6 +189,19 @@ def read_pose_mat(mat_path, image_path=None) -> HeadPoseSample:
                            if mat_path.with_suffix(s).exists()), mat_path.with_suffix(".jpg"))
     return HeadPoseSample(Path(image_path), float(yaw), float(pitch), float(roll), landmarks,
                           landmarks_3d, box, source)
+
+
+def _numbers(mat: dict, key: str, mat_path: Path, finite: bool = False) -> np.ndarray:
+    """``mat[key]`` as float64, or :class:`HeadPoseError` naming the file and the variable when it
+    holds something else (strings, structs) or, with ``finite``, NaN or infinity."""
+    try:
+        values = np.asarray(mat[key], dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise HeadPoseError(f"{mat_path.name}: {key} is not numbers ({err})") from err
+    if finite and not np.all(np.isfinite(values)):
+        raise HeadPoseError(f"{mat_path.name}: {key} holds {int(np.sum(~np.isfinite(values)))} values that are "
+                            "not finite (NaN or infinity)")
+    return values
 
 
 def _box_of(points: np.ndarray) -> tuple:
@@ -232,8 +245,10 @@ def load_aflw2000(folder, max_abs_deg: float | None = MAX_ABS_DEG, recursive: bo
             continue
         samples.append(sample)
     if not samples:
+        reasons = "; ".join(f"{name}: {why}" for name, why in skipped[:3])
+        more = f"; and {len(skipped) - 3} more" if len(skipped) > 3 else ""
         raise HeadPoseError(f"{display_path(folder)}: no usable image + .mat pair "
-                            f"({len(skipped)} files skipped)")
+                            f"({len(skipped)} files skipped: {reasons}{more})")
     return samples, skipped
 
 
@@ -431,7 +446,9 @@ def solve_pnp_pose(landmarks, shape_3d, image_size, focal_px: float | None = Non
     image_size: (width, height) pixels; focal_px: the camera's focal length in pixels
     (default: the image width). OpenCV's ``solvePnP`` with SQPnP (Terzakis & Lourakis 2020),
     which, unlike the default iterative solver, does not return faces behind the camera.
-    Raises ValueError for arrays of the wrong shape or with non-finite values.
+    Raises ValueError for arrays of the wrong shape or with non-finite values, a focal length
+    that is not a positive number, and landmarks from which OpenCV finds no pose (all in one
+    place, for instance).
     """
     import cv2
 
@@ -442,11 +459,16 @@ def solve_pnp_pose(landmarks, shape_3d, image_size, focal_px: float | None = Non
                          f"and {shape_3d.shape}")
     if not (np.isfinite(landmarks).all() and np.isfinite(shape_3d).all()):
         raise ValueError("landmarks and shape_3d must be finite")
+    if focal_px is not None and not (np.isfinite(focal_px) and focal_px > 0):
+        raise ValueError(f"focal_px must be a positive number of pixels, got {focal_px}")
     width, height = image_size
-    f = float(focal_px or width)
+    f = float(focal_px if focal_px is not None else width)
     camera = np.array([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1]], dtype=np.float64)
     scale = np.sqrt(((landmarks - landmarks.mean(0)) ** 2).sum(1).mean())
-    ok, rvec, _ = cv2.solvePnP(shape_3d * scale, landmarks, camera, None, flags=cv2.SOLVEPNP_SQPNP)
+    try:
+        ok, rvec, _ = cv2.solvePnP(shape_3d * scale, landmarks, camera, None, flags=cv2.SOLVEPNP_SQPNP)
+    except cv2.error as err:  # degenerate landmarks (all in one place): OpenCV's assertion
+        raise ValueError(f"cv2.solvePnP found no pose ({str(err).strip().splitlines()[-1]})") from err
     if not ok:  # pragma: no cover - SQPnP succeeds on 68 non-degenerate points
         raise ValueError("cv2.solvePnP found no pose")
     return pose_from_matrix(cv2.Rodrigues(rvec)[0])
@@ -1042,14 +1064,15 @@ def load_folder(folder, max_abs_deg: float | None = MAX_ABS_DEG):
 def save_headpose_checkpoint(model: HeadPoseNet, path, metadata: dict, overwrite: bool = False) -> Path:
     """Write ``{"state_dict", "metadata"}`` to ``path`` (a temporary file renamed into place, so
     an interrupted write leaves no half file). metadata: JSON-like (backbone, size...).
-    Raises FileExistsError for an existing file unless ``overwrite``."""
+    Raises FileExistsError for an existing file unless ``overwrite``, OSError (errno ENOSPC)
+    for a full disk, with the old file as it was."""
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{display_path(path)} exists; pass overwrite (--overwrite) to replace it")
-    from .config import write_atomically
+    from .config import save_torch_atomically
 
     meta = {"backbone": model.backbone_name, "weights": model.weights, "bins": model.bins, **metadata}
-    return write_atomically(path, lambda tmp: torch.save({"state_dict": model.state_dict(), "metadata": meta}, tmp))
+    return save_torch_atomically(path, {"state_dict": model.state_dict(), "metadata": meta})
 
 
 def load_headpose_checkpoint(path, device="cpu") -> tuple[HeadPoseNet, dict]:

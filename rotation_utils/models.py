@@ -14,7 +14,7 @@ from torch import nn
 from torchvision import models as tv_models
 
 from . import backbones
-from .config import write_atomically
+from .config import save_torch_atomically
 from .backbones import WeightsUnavailableError, resnet18_of_width
 
 __all__ = [
@@ -30,7 +30,11 @@ __all__ = [
     "load_checkpoint",
     "half_precision_copy",
     "CheckpointExistsError",
+    "prediction_settings",
 ]
+
+#: The input sizes (pixels) a checkpoint's metadata may give: the networks need 32 at least.
+IMAGE_SIZES = range(32, 4097)
 
 
 def build_regressor(backbone: str = "resnet18", weights: str = "imagenet", dropout: float = 0.25,
@@ -157,14 +161,15 @@ def save_checkpoint(path, model: nn.Module, metadata: dict, overwrite: bool = Fa
     metadata: plain values (numbers, strings, lists, dicts) such as the image size, the
     profile and the validation metrics, so that ``torch.load(weights_only=True)`` can read it.
     Raises :class:`CheckpointExistsError` if ``path`` exists and ``overwrite`` is False.
-    The file is written to a temporary name first, so an interrupted save loses nothing.
+    The file is written to a temporary name first, so an interrupted save loses nothing; a
+    full disk is an OSError (errno ENOSPC) and leaves the old file as it was.
     """
     path = Path(path)
     if path.exists() and not overwrite:
         raise CheckpointExistsError(f"{path.name} already exists; pass overwrite=True "
                                     "(or --overwrite) to replace it, or choose another folder")
     state = {k: v.detach().cpu() for k, v in _unwrap(model).state_dict().items()}
-    return write_atomically(path, lambda tmp: torch.save({"model_state": state, "metadata": metadata, **extra}, tmp))
+    return save_torch_atomically(path, {"model_state": state, "metadata": metadata, **extra})
 
 
 def load_checkpoint(path, map_location="cpu", verbose: bool = True,
@@ -186,7 +191,7 @@ def load_checkpoint(path, map_location="cpu", verbose: bool = True,
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - pickle errors, truncated files, ...
-        raise ValueError(f"{path.name} is not a readable checkpoint: {err}") from err
+        raise ValueError(f"{path.name} is not a readable checkpoint: {_why_unreadable(path, err)}") from err
     if not isinstance(checkpoint, dict) or "model_state" not in checkpoint:
         raise ValueError(f"{path.name} is not a checkpoint of this course (no 'model_state')")
     metadata = checkpoint.get("metadata", {})
@@ -227,6 +232,70 @@ def load_checkpoint(path, map_location="cpu", verbose: bool = True,
     return model, metadata
 
 
+def _why_unreadable(path: Path, err: Exception) -> str:
+    """Why ``torch.load(path, weights_only=True)`` failed, in words: never PyTorch's advice to
+    load with ``weights_only=False`` (which would run whatever code the file holds)."""
+    import zipfile
+
+    if isinstance(err, OSError) and err.errno is not None:
+        return f"it cannot be read ({err.strerror})"
+    if not zipfile.is_zipfile(path):
+        return ("it is not a PyTorch file (a checkpoint is a zip archive written by torch.save; this one is "
+                "truncated, damaged, or another kind of file)")
+    text = str(err)
+    if "weights_only" in text or "Unsupported global" in text or "WeightsUnpickler" in text:
+        return ("it holds Python objects other than tensors and plain values, which are not loaded because "
+                "loading them could run code; a checkpoint of this course holds none")
+    return f"it is damaged ({text.strip().splitlines()[0] if text.strip() else err.__class__.__name__})"
+
+
+def prediction_settings(metadata: dict, name: str = "the checkpoint") -> tuple[str, int, int]:
+    """How to read a checkpoint's network, from its metadata, checked against the network:
+    ``(head, bins, image_size)``: the head (:data:`rotation_utils.heads.HEADS`, default
+    ``cos_sin_mse``), its bins (default 72) and the input size in pixels (``image_size``, else
+    the profile's, else 224).
+
+    name: the file's name, for the messages. Raises ValueError, naming the file, for metadata
+    that contradict the weights or cannot be right: an unknown head, bins that are not a whole
+    number ≥ 2, a head that needs another number of outputs than the network has
+    (``num_outputs``, as :func:`load_checkpoint` built it), an input size outside 32–4096
+    pixels, or a ``max_angle_deg`` outside (0, 180] degrees; straighten, export and evaluate
+    call it before they use the network, so such a file is one error line, never a crash.
+    """
+    from . import heads
+
+    profile = metadata.get("profile") or {}
+    if not isinstance(profile, dict):
+        raise ValueError(f"{name}: its metadata 'profile' is a {type(profile).__name__}, not a dict; "
+                         "the file is damaged or was not written by this course")
+    head = metadata.get("head", "cos_sin_mse")
+    if not isinstance(head, str) or head not in heads.HEADS:
+        raise ValueError(f"{name}: its metadata names the head {head!r}, which is not one of the course's "
+                         f"({', '.join(heads.HEADS)}); the file is damaged or was not written by this course")
+    bins = metadata.get("bins", 72)
+    if isinstance(bins, bool) or not isinstance(bins, (int, float)) or bins != int(bins) or bins < 2:
+        raise ValueError(f"{name}: its metadata gives {bins!r} bins; a head needs a whole number of at least 2 "
+                         "(the file is damaged or was not written by this course)")
+    bins = int(bins)
+    outputs = metadata.get("num_outputs", 2)
+    needed = heads.num_outputs(head, bins)
+    if outputs != needed:
+        raise ValueError(f"{name}: its metadata says the {head} head" + (f" with {bins} bins" if head == "bins_expected"
+                         else "") + f", which needs {needed} outputs, but its network has {outputs}: the metadata "
+                         "contradicts the weights (the file was edited or damaged)")
+    size = metadata.get("image_size") or profile.get("image_size") or 224
+    if isinstance(size, bool) or not isinstance(size, (int, float)) or size != int(size) or int(size) not in IMAGE_SIZES:
+        raise ValueError(f"{name}: its metadata gives an input size of {size!r} pixels; a course network reads "
+                         f"a whole number from {IMAGE_SIZES.start} to {IMAGE_SIZES.stop - 1} (the file is damaged "
+                         "or was not written by this course)")
+    within = profile.get("max_angle_deg")
+    if within is not None and (isinstance(within, bool) or not isinstance(within, (int, float))
+                               or not 0 < within <= 180):
+        raise ValueError(f"{name}: its metadata says it was trained within ±{within!r}°, not a number of degrees "
+                         "in (0, 180] (the file is damaged or was not written by this course)")
+    return head, bins, int(size)
+
+
 def half_precision_copy(source, target, overwrite: bool = False) -> Path:
     """Write a copy of a course checkpoint with its floating-point tensors in float16: half the
     size (EfficientNet-Lite0: about 7 MB instead of 14), for shipping a reference model.
@@ -247,7 +316,7 @@ def half_precision_copy(source, target, overwrite: bool = False) -> Path:
         raise CheckpointExistsError(f"{target.name} already exists; pass overwrite=True to replace it")
     state = {k: (v.half() if v.is_floating_point() else v) for k, v in checkpoint["model_state"].items()}
     metadata = {**checkpoint.get("metadata", {}), "precision": "float16"}
-    return write_atomically(target, lambda tmp: torch.save({"model_state": state, "metadata": metadata}, tmp))
+    return save_torch_atomically(target, {"model_state": state, "metadata": metadata})
 
 
 def _unwrap(model: nn.Module) -> nn.Module:

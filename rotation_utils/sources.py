@@ -163,7 +163,9 @@ def load_image(path, min_side: int = MIN_SIDE_PX, draft_short_side: int | None =
     error instead of wrong pixels (about one more decode; the dataset scan and ``straighten``
     use it, the training loader does not).
     Raises FileNotFoundError for a missing file and :class:`BadImageError` (a ValueError)
-    for an empty, truncated, corrupt, non-image or too small file; the message names the file.
+    for an empty, truncated, corrupt, non-image, too small or too large file (more pixels than
+    Pillow's decompression-bomb limit), or one the system will not let us read (no permission,
+    an I/O error: "cannot be read"); the message names the file and says which.
     """
     path = Path(path)
     if not path.exists():
@@ -185,14 +187,33 @@ def load_image(path, min_side: int = MIN_SIDE_PX, draft_short_side: int | None =
                 image = _to_rgb(image, path.name)
     except BadImageError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
+        raise BadImageError(f"{path.name}: {_too_many_pixels(err)}") from err
+    except UnidentifiedImageError as err:
         raise BadImageError(f"{path.name}: not a readable image ({err.__class__.__name__})") from err
-    except (OSError, SyntaxError, ValueError) as err:
+    except OSError as err:
+        if err.errno is not None:  # the system's refusal (no permission, an I/O error), not the file's content
+            raise BadImageError(f"{path.name}: cannot be read ({err.strerror or err})") from err
+        raise BadImageError(f"{path.name}: corrupt or truncated image ({err})") from err
+    except (SyntaxError, ValueError) as err:
         raise BadImageError(f"{path.name}: corrupt or truncated image ({err})") from err
     if min(full_size) < min_side:
         raise BadImageError(f"{path.name}: {full_size[0]}×{full_size[1]} pixels, smaller than "
                             f"{min_side} px on a side")
     return image
+
+
+def _too_many_pixels(err: Exception) -> str:
+    """Pillow's decompression-bomb guard, in words: how large the image is and the limit."""
+    import re
+
+    numbers = [int(n) for n in re.findall(r"\((\d+) pixels\)|limit of (\d+) pixels", str(err)) for n in n if n]
+    if len(numbers) == 2:
+        pixels, limit = numbers
+        return (f"{pixels:,} pixels ({pixels / 1e6:.1f} megapixels), more than the limit of {limit:,} that guards "
+                "against decompression bombs (Pillow's Image.MAX_IMAGE_PIXELS); reduce the photo first")
+    return ("more pixels than the limit that guards against decompression bombs (Pillow's Image.MAX_IMAGE_PIXELS); "
+            "reduce the photo first")
 
 
 def scan_images(paths, min_side: int = MIN_SIDE_PX, verbose: bool = True, workers: int | None = None

@@ -41,6 +41,7 @@ from .sources import IMAGE_EXTENSIONS, BadImageError, load_image
 from .upright import SAFE_RULE, PhotoEvidence, SafeRule, decide_safe, line_tilt, turn_evidence
 
 __all__ = ["RULES", "StraightenRecord", "StraightenSettings", "photo_evidence", "collect_photos", "check_output_folder",
+           "plan_outputs", "metadata_options",
            "predict_photo_angles", "straighten_image", "straighten_photos", "ACTIONS"]
 
 ACTIONS = ("straightened", "unchanged", "skipped")
@@ -143,20 +144,107 @@ def collect_photos(inputs) -> tuple[list[tuple[Path, Path, str]], list[Straighte
     return photos, problems
 
 
+def _real(path) -> Path:
+    """The path with every link followed, as far as it exists (a symlink loop is left as it is,
+    never an error: ``os.path.realpath``)."""
+    return Path(os.path.realpath(path))
+
+
 def check_output_folder(out, inputs) -> Path:
-    """``out`` as a Path, after making sure that writing there can never touch an input:
-    it may not be an input folder, lie inside one, or hold an input. Raises ValueError."""
+    """``out`` as a Path, after making sure that writing there cannot touch an input: every
+    input must exist; ``out`` (links followed) may not be a file, an input folder, lie inside
+    one, or hold one; and a photo given by itself may not be where its own output would go
+    (``out`` / its name). A photo's own folder is no input: ``straighten a.jpg --out upright`` is safe. The outputs
+    one by one, through any link inside ``out``, are checked by :func:`plan_outputs`.
+    Raises FileNotFoundError for a missing input and ValueError for an unsafe ``out``."""
     out = Path(out)
-    target = out.resolve()
     for given in inputs:
-        source = Path(given).resolve()
-        folder = source if source.is_dir() else source.parent
-        if target == folder or folder in target.parents:
-            raise ValueError(f"--out {out} is {'an input folder' if target == folder else 'inside the input folder ' + str(given)}: "
-                             "choose a folder outside the inputs, so that no photo can be overwritten")
-        if target in source.parents:
-            raise ValueError(f"--out {out} holds the input {given}: choose a folder outside the inputs")
+        if not Path(given).exists() and not Path(given).is_symlink():
+            raise FileNotFoundError(f"no such file or folder: {given}")
+    target = _real(out)
+    if target.exists() and not target.is_dir():
+        raise ValueError(f"--out {out} is a file; name a folder for the upright photos")
+    for given in inputs:
+        source = _real(given)
+        if source.is_dir():
+            if target == source or source in target.parents:
+                raise ValueError(f"--out {out} is {'an input folder' if target == source else 'inside the input folder ' + str(given)}: "
+                                 "choose a folder outside the inputs, so that no photo can be overwritten")
+            if target in source.parents:
+                raise ValueError(f"--out {out} holds the input {given}: choose a folder outside the inputs")
+        elif _real(target / Path(given).name) == source:
+            raise ValueError(f"--out {out} would put the upright copy of {given} on the photo itself: "
+                             "choose another folder")
     return out
+
+
+def _first_link(out: Path, target: Path) -> Path | None:
+    """The first symbolic link on the way from ``out`` down to ``target`` (``out`` itself included)."""
+    for part in [out, *reversed([p for p in target.parents if out in p.parents]), target]:
+        if part.is_symlink():
+            return part
+    return None
+
+
+def plan_outputs(photos, out, inputs, protect=()) -> list[tuple[Path, str, Path, str | None]]:
+    """Where each photo of :func:`collect_photos` goes, decided before anything is written.
+
+    Each output is ``out`` / its relative name, resolved with every link followed (a link
+    inside ``out`` may lead anywhere). An output that would land on or inside an input (a photo,
+    an input folder) or on one of ``protect`` (e.g. the checkpoint) stops the run: ValueError,
+    naming the link. Two different photos with the same output (``a/x.jpg`` and ``b/x.jpg``
+    into one ``out``; names compared without case, as some disks do) are kept apart: the first
+    keeps its name, each later one gets ``x-2.jpg``, ``x-3.jpg``, … (a name no other output
+    has), and its note says so. The same photo given twice (a folder and a file in it) is
+    straightened once. Returns ``(path, name, target, note)`` per photo, in input order, with
+    note None or the renaming in words.
+    """
+    out = Path(out)
+    folders, files = [], set()
+    for given in inputs:
+        resolved = _real(given)
+        (folders.append((resolved, given)) if resolved.is_dir() else files.add(resolved))
+    files |= {_real(path) for path, _, _ in photos}
+    guarded = {_real(p): p for p in protect}
+
+    def check(target: Path, name: str) -> Path:
+        resolved = _real(target)
+        danger = None
+        if resolved in files:
+            danger = "an input photo"
+        elif resolved in guarded:
+            danger = f"{guarded[resolved]}"
+        else:
+            danger = next((f"inside the input folder {given}" for folder, given in folders
+                           if resolved == folder or folder in resolved.parents), None)
+        if danger is not None:
+            link = _first_link(out, target)
+            how = (f"{link} is a link to {os.readlink(link)}, so " if link is not None else "")
+            raise ValueError(f"--out {out}: {how}the output of {name} would be {resolved}, {danger}; "
+                             "nothing was written: remove the link or choose another --out")
+        return resolved
+
+    planned, taken = [], {}
+    keys = [str(check(out / name, name)).casefold() for _, _, name in photos]
+    every = set(keys)
+    for (path, _root, name), key in zip(photos, keys):
+        source = _real(path)
+        if key in taken and taken[key][0] == source:
+            continue  # the same photo twice, to the same place
+        target, note = out / name, None
+        if key in taken:
+            stem, suffix = Path(name).stem, Path(name).suffix
+            for n in range(2, 10 ** 6):
+                renamed = str(Path(name).with_name(f"{stem}-{n}{suffix}"))
+                new_key = str(check(out / renamed, renamed)).casefold()
+                if new_key not in every and new_key not in taken:
+                    break
+            note = (f"written as {renamed}: {out / name} is the output of {taken[key][1]}, which has the same "
+                    "relative name")
+            target, key = out / renamed, new_key
+        taken[key] = (source, path)
+        planned.append((path, name, target, note))
+    return planned
 
 
 def _wrap_180(angle_deg: float) -> float:
@@ -244,31 +332,156 @@ def straighten_image(image: Image.Image, correction_deg: float, border: str = "c
     return turned.crop((left, top, left + w, top + h))
 
 
-def _save_atomically(image: Image.Image, source: Path, out: Path) -> None:
-    """Write ``image`` to ``out`` in the format of its suffix, through a temporary file in the
-    same folder renamed into place. EXIF is kept with its orientation reset to 1 (the pixels
-    are upright now); the ICC profile is kept when the photo was RGB already."""
-    fmt = _FORMATS.get(out.suffix.lower(), "PNG")
+#: Tags of a photo's first EXIF / TIFF directory that describe it (who, when, where, its
+#: resolution, rights, XMP) rather than how its pixels are stored: the only ones an output keeps.
+#: A TIFF's own layout tags (size, strips, compression, bits per sample, …) describe the source
+#: file's pixels; copied into another file they make it unreadable.
+_DESCRIPTIVE_TAGS = {
+    269, 270, 271, 272,  # DocumentName, ImageDescription, Make, Model
+    282, 283, 296,  # XResolution, YResolution, ResolutionUnit
+    285, 305, 306, 315, 316,  # PageName, Software, DateTime, Artist, HostComputer
+    700, 33432, 33723,  # XMP, Copyright, IPTC
+    0x4746, 0x4749,  # Rating, RatingPercent
+    0x9C9B, 0x9C9C, 0x9C9D, 0x9C9E, 0x9C9F,  # Windows' title, comment, author, keywords, subject
+}
+#: The EXIF and GPS sub-directories (capture time, exposure, position), kept whole.
+_SUB_IFDS = (0x8769, 0x8825)
+#: TIFF compressions kept as they were (lossless); any other becomes LZW.
+_LOSSLESS_TIFF = {"raw", "tiff_lzw", "tiff_adobe_deflate", "tiff_deflate", "packbits"}
+#: Keys of Pillow's ``info`` that are no PNG text chunk.
+_NOT_PNG_TEXT = {"xmp", "dpi", "gamma", "icc_profile", "exif", "transparency", "srgb", "chromaticity", "aspect",
+                 "interlace", "duration", "loop", "disposal", "blend", "default_image", "bbox"}
+
+
+def _upright_xmp(xmp):
+    """XMP with its ``tiff:Orientation`` said as 1 (the pixels are upright now)."""
+    import re
+
+    if isinstance(xmp, str):
+        xmp = xmp.encode("utf-8")
+    xmp = re.sub(rb'tiff:Orientation="\d"', b'tiff:Orientation="1"', xmp)
+    return re.sub(rb"<tiff:Orientation>\d</tiff:Orientation>", b"<tiff:Orientation>1</tiff:Orientation>", xmp)
+
+
+def metadata_options(source, fmt: str, size: tuple[int, int]) -> dict:
+    """What of ``source``'s metadata an upright output in format ``fmt`` (a Pillow format name)
+    of ``size`` (width, height in pixels) can keep, as options of ``Image.save``.
+
+    EXIF: the descriptive tags of the first directory (:data:`_DESCRIPTIVE_TAGS`), never the
+    layout tags of a TIFF, with the orientation reset to 1 (the pixels are upright now) and the
+    EXIF and GPS sub-directories (the pixel dimensions there set to ``size``). The colour
+    profile when the photo was RGB (a CMYK or greyscale one would describe other channels); the
+    resolution (dpi); XMP (its orientation reset too); a JPEG comment; PNG text chunks; a TIFF's
+    lossless compression (LZW for any other), or none when the EXIF sub-directories must be
+    written (libtiff, behind Pillow's compressed TIFFs, cannot write them). Returns a dict
+    (empty for formats without metadata: BMP, GIF, PPM). Raises OSError when ``source`` cannot
+    be opened; a metadata block that cannot be read is left out."""
     options = {}
     with Image.open(source) as original:
-        info, source_mode = original.info, original.mode
+        info, source_mode = dict(original.info), original.mode
         try:
             exif = original.getexif()
+            subs = {tag: dict(exif.get_ifd(tag)) for tag in _SUB_IFDS if tag in exif}
         except Exception:  # noqa: BLE001 - a broken EXIF block is dropped, not fatal
-            exif = None
-    if exif is not None and len(exif) and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
-        exif[0x0112] = 1
-        options["exif"] = exif.tobytes()
-    # the output is RGB: a CMYK or greyscale photo's colour profile would describe other channels
-    if info.get("icc_profile") and fmt in ("JPEG", "PNG", "WEBP", "TIFF") and source_mode in ("RGB", "RGBA"):
+            exif, subs = None, {}
+    if fmt not in ("JPEG", "PNG", "WEBP", "TIFF"):
+        return options
+    kept = Image.Exif()
+    for tag, value in (exif or {}).items():
+        if tag in _DESCRIPTIVE_TAGS:
+            kept[tag] = value
+    for tag, values in subs.items():
+        if values:
+            kept.get_ifd(tag).update(values)
+    if 0x8769 in subs:
+        for tag, side in ((0xA002, size[0]), (0xA003, size[1])):  # PixelXDimension, PixelYDimension
+            if tag in subs[0x8769]:
+                kept.get_ifd(0x8769)[tag] = side
+    if len(kept) or subs:
+        kept[0x0112] = 1
+        try:
+            options["exif"] = kept.tobytes()
+        except Exception:  # noqa: BLE001 - a value Pillow cannot write back: no EXIF rather than no photo
+            options.pop("exif", None)
+    if info.get("icc_profile") and source_mode in ("RGB", "RGBA"):
         options["icc_profile"] = info["icc_profile"]
+    dpi = info.get("dpi")
+    if isinstance(dpi, tuple) and len(dpi) == 2 and all(isinstance(d, (int, float)) and d > 0 for d in dpi):
+        options["dpi"] = tuple(float(d) for d in dpi)
+    if info.get("xmp") and fmt in ("JPEG", "WEBP"):
+        options["xmp"] = _upright_xmp(info["xmp"])
     if fmt == "JPEG":
+        if isinstance(info.get("comment"), (bytes, str)) and info["comment"]:
+            options["comment"] = info["comment"]
         options.update(quality=95, subsampling=0)
-    write_atomically(out, lambda tmp: image.save(tmp, format=fmt, **options))
+    elif fmt == "PNG":
+        from PIL import PngImagePlugin
+
+        text = PngImagePlugin.PngInfo()
+        for key, value in info.items():
+            if isinstance(value, str) and key not in _NOT_PNG_TEXT:
+                text.add_itxt(key, _upright_xmp(value).decode("utf-8") if "xmp" in key.lower() else value)
+        if text.chunks:
+            options["pnginfo"] = text
+    elif fmt == "TIFF":
+        compression = info.get("compression", "raw")
+        compression = compression if compression in _LOSSLESS_TIFF else "tiff_lzw"
+        options["compression"] = "raw" if subs and "exif" in options else compression
+    return options
 
 
-def _copy_atomically(source: Path, out: Path) -> None:
-    write_atomically(out, lambda tmp: shutil.copyfile(source, tmp))
+def _read_back(expected_size: tuple[int, int], fmt: str):
+    """A check for :func:`rotation_utils.config.write_atomically`: the written file opens as
+    ``fmt``, decodes whole and has ``expected_size``; else ValueError."""
+    def verify(tmp: str) -> None:
+        try:
+            with Image.open(tmp, formats=[fmt]) as written:
+                written.load()
+                size = written.size
+        except Exception as err:  # noqa: BLE001 - whatever Pillow says, the file is not right
+            raise ValueError(f"the written {fmt} file does not read back ({err})") from err
+        if size != expected_size:
+            raise ValueError(f"the written file reads back as {size[0]}×{size[1]} pixels, "
+                             f"not {expected_size[0]}×{expected_size[1]}")
+    return verify
+
+
+def _save_atomically(image: Image.Image, source: Path, out: Path, mode: int | None = None) -> str | None:
+    """Write ``image`` to ``out`` in the format of its suffix, through a temporary file in the
+    same folder that is read back (:func:`_read_back`) and then renamed into place, with the
+    permission bits ``mode``. The metadata are those of :func:`metadata_options`; when Pillow
+    cannot write them, the photo is written without them. Returns None, or a note saying what
+    metadata was left out. Raises OSError (a full disk: ENOSPC) or ValueError (a file that does
+    not read back)."""
+    fmt = _FORMATS.get(out.suffix.lower(), "PNG")
+    options = metadata_options(source, fmt, image.size)
+    verify = _read_back(image.size, fmt)
+    try:
+        write_atomically(out, lambda tmp: image.save(tmp, format=fmt, **options), mode=mode, verify=verify)
+        return None
+    except OSError as err:
+        if err.errno is not None or not options:  # the disk's error, not the encoder's
+            raise
+        reason = err
+    except (ValueError, RuntimeError) as err:  # an encoder refusing a tag, a file that does not read back
+        if not options:
+            raise
+        reason = err
+    bare = {k: v for k, v in options.items() if k in ("quality", "subsampling")}
+    write_atomically(out, lambda tmp: image.save(tmp, format=fmt, **bare), mode=mode, verify=verify)
+    return f"its metadata could not be written and were left out ({reason})"
+
+
+def _copy_atomically(source: Path, out: Path, mode: int | None = None) -> None:
+    """Copy ``source`` to ``out`` byte for byte, through a temporary file compared with the
+    source before it is renamed into place, with the permission bits ``mode``."""
+    import filecmp
+
+    def verify(tmp: str) -> None:
+        if not filecmp.cmp(source, tmp, shallow=False):
+            raise ValueError("the copy differs from the photo")
+
+    write_atomically(out, lambda tmp: shutil.copyfile(source, tmp), mode=mode, verify=verify)
 
 
 def _unreadable(path: Path, err: OSError) -> str:
@@ -302,51 +515,78 @@ def _decide(angle_deg: float, confidence: float, settings: StraightenSettings) -
 
 
 def straighten_photos(model, metadata: dict, inputs, out, settings: StraightenSettings | None = None,
-                      device="cpu", progress: bool = True, on_record=None) -> list[StraightenRecord]:
+                      device="cpu", progress: bool = True, on_record=None, protect=(),
+                      on_note=None) -> list[StraightenRecord]:
     """Straighten every photo of ``inputs`` (files or folders) into ``out``, under the same
     relative paths, and return one :class:`StraightenRecord` per file, in input order (each is
     also passed to ``on_record`` as soon as it is decided, for a JSON line per file; photos are
     predicted in batches, so that order can differ).
 
     model, metadata: as :func:`rotation_utils.models.load_checkpoint` returns them (the head,
-    its bins and the input size are read from the metadata). ``settings.rule`` decides which
+    its bins and the input size are read from the metadata and checked,
+    :func:`rotation_utils.models.prediction_settings`). ``settings.rule`` decides which
     photos are turned: ``safe`` (default) only where the evidence is strong, ``always`` by every
     prediction (:data:`RULES`). Unchanged photos are copied as
     they are, byte for byte, so that ``out`` holds every good photo. Bad files, links to
     folders and outputs that exist already (unless ``settings.overwrite``) are skipped with
-    their reason. Raises FileNotFoundError for a missing input and ValueError for an output
-    folder that could touch an input (:func:`check_output_folder`) or for ``tta`` with a
-    small-tilt model (trained within less than ±90°: the turns leave its range).
+    their reason.
+
+    Nothing is written before every output is known to be safe: :func:`check_output_folder`
+    and :func:`plan_outputs` (links inside ``out`` followed; photos that would share an output
+    get distinct names, said in their record's reason and passed to ``on_note``). protect:
+    files no output may replace (the checkpoint). Each output is read back before it is
+    renamed into place (a straightened photo decoded, a copy compared), carries the input's
+    permission bits and its metadata (:func:`metadata_options`). Temporary files that a killed
+    earlier run left in ``out`` are removed first (``on_note`` is told how many).
+
+    Raises FileNotFoundError for a missing input; ValueError for an output that could touch an
+    input or ``protect``, for metadata that contradict the network, or for ``tta`` with a
+    small-tilt model (trained within less than ±90°: the turns leave its range); OSError (errno
+    ENOSPC, EDQUOT or EROFS) when the disk of ``out`` is full or read-only, which stops the run:
+    the outputs written before are complete and kept.
     """
+    import errno
+
     from tqdm.auto import tqdm
 
+    from .config import remove_stale_temporaries
+    from .models import prediction_settings
+
     settings = settings or StraightenSettings()
+    head, bins, image_size = prediction_settings(metadata)
     trained_within = (metadata.get("profile") or {}).get("max_angle_deg")
     if settings.tta and trained_within is not None and trained_within < 90:
         raise ValueError(f"this model was trained on angles within ±{trained_within:g}° only: the four 90° turns "
                          "of --tta would show it photos it was never trained on (leave out --tta)")
     out = check_output_folder(out, inputs)
     photos, records = collect_photos(inputs)
+    plan = plan_outputs(photos, out, inputs, protect)
+    stale = remove_stale_temporaries(out, recursive=True)
+    if stale and on_note:
+        on_note(f"removed {len(stale)} temporary file(s) that an interrupted run left in {out}")
+    for path, name, target, note in plan:
+        if note and on_note:
+            on_note(f"{path}: {note}")
     for record in records:
         if on_record:
             on_record(record)
-    head = metadata.get("head", "cos_sin_mse")
-    bins = int(metadata.get("bins", 72))
-    image_size = int(metadata.get("image_size") or (metadata.get("profile") or {}).get("image_size") or 224)
     model = model.to(device).eval()
     quarter_turns = trained_within is None or trained_within >= 90
+    order = {}  # id(record) → its photo's place in the input order
 
-    def emit(record):
+    def emit(record, index=-1):
+        order[id(record)] = index
         records.append(record)
         if on_record:
             on_record(record)
 
     pending = []
+    written = [0]  # outputs written by this run
 
     def flush():
         if not pending:
             return
-        images = [image for _, _, _, image in pending]
+        images = [image for *_, image in pending]
         if settings.rule == "safe":
             evidence = photo_evidence(model, images, image_size, head, bins, quarter_turns=quarter_turns, device=device)
             predicted = [e.one_pass_deg for e in evidence]
@@ -354,7 +594,8 @@ def straighten_photos(model, metadata: dict, inputs, out, settings: StraightenSe
         else:
             evidence = [None] * len(images)
             predicted, confidence = predict_photo_angles(model, images, image_size, head, bins, settings.tta, device)
-        for (path, name, target, image), angle, conf, seen in zip(pending, predicted, confidence, evidence):
+        for (index, path, name, target, note, image), angle, conf, seen in zip(pending, predicted, confidence,
+                                                                                evidence):
             details = None
             if seen is None:
                 correction, action, reason = _decide(float(angle), float(conf), settings)
@@ -363,36 +604,46 @@ def straighten_photos(model, metadata: dict, inputs, out, settings: StraightenSe
                                                           settings.max_angle_deg, settings.min_confidence)
                 action = "straightened" if correction != 0.0 else "unchanged"
             try:
+                mode = path.stat().st_mode & 0o777
                 if action == "straightened":
-                    _save_atomically(straighten_image(image, correction, settings.border), path, target)
+                    left_out = _save_atomically(straighten_image(image, correction, settings.border), path, target, mode)
+                    if left_out:
+                        reason += f"; {left_out}"
                 else:
-                    _copy_atomically(path, target)
+                    _copy_atomically(path, target, mode)
             except OSError as err:
+                if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+                    raise OSError(err.errno, f"{err.strerror or err} while writing {target}, after {written[0]} "
+                                  "output(s), which a second run skips") from err
                 emit(StraightenRecord(name, _wrap_180(float(angle)), 0.0, float(conf), "skipped",
-                                      f"could not write the output: {err}"))
+                                      f"could not write the output: {err}"), index)
                 continue
-            emit(StraightenRecord(name, _wrap_180(float(angle)), correction, float(conf), action, reason, str(target),
-                                  details))
+            except (ValueError, RuntimeError) as err:  # a file that does not read back, an encoder's refusal
+                emit(StraightenRecord(name, _wrap_180(float(angle)), 0.0, float(conf), "skipped",
+                                      f"could not write the output: {err}"), index)
+                continue
+            written[0] += 1
+            emit(StraightenRecord(name, _wrap_180(float(angle)), correction, float(conf), action,
+                                  reason + (f" ({note})" if note else ""), str(target), details), index)
         pending.clear()
 
-    for path, root, name in tqdm(photos, desc="straighten", unit="photo", disable=not progress):
-        target = out / name
+    for index, (path, name, target, note) in enumerate(tqdm(plan, desc="straighten", unit="photo",
+                                                             disable=not progress)):
         if target.exists() and not settings.overwrite:
             emit(StraightenRecord(name, None, 0.0, None, "skipped",
                                   "the output exists already (a run before this one); --overwrite to redo it",
-                                  str(target)))
+                                  str(target)), index)
             continue
         try:
             image = load_image(path, strict_jpeg=True)
         except BadImageError as err:
-            emit(StraightenRecord(name, None, 0.0, None, "skipped", str(err).split(": ", 1)[-1]))
+            emit(StraightenRecord(name, None, 0.0, None, "skipped", str(err).split(": ", 1)[-1]), index)
             continue
         except OSError as err:  # a symlink loop, a broken link, a file that vanished, no permission
-            emit(StraightenRecord(name, None, 0.0, None, "skipped", _unreadable(path, err)))
+            emit(StraightenRecord(name, None, 0.0, None, "skipped", _unreadable(path, err)), index)
             continue
-        pending.append((path, name, target, image))
+        pending.append((index, path, name, target, note, image))
         if len(pending) >= settings.batch_size:
             flush()
     flush()
-    order = {name: i for i, (_, _, name) in enumerate(photos)}
-    return sorted(records, key=lambda r: order.get(r.path, -1))  # input order (links to folders first)
+    return sorted(records, key=lambda r: order.get(id(r), -1))  # input order (links to folders first)

@@ -354,7 +354,9 @@ def fit(model, train_loader, val_loader, profile, out_dir, device=None, overwrit
         **metadata,
     }
     if is_main:
-        (out_dir / "training_summary.json").write_text(json.dumps(summary, indent=2))
+        from .config import write_bytes_atomically  # a full disk: an OSError, the old summary kept whole
+
+        write_bytes_atomically(out_dir / "training_summary.json", json.dumps(summary, indent=2).encode())
     distributed.barrier()
     return summary
 

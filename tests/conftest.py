@@ -45,3 +45,24 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path):
+    """A maker of small real checkpoints (ResNet18 of width 8, random weights, 32-pixel inputs,
+    about 0.75 MB, written by ``models.save_checkpoint``): ``tiny_checkpoint("m.pt", head="von_mises")``.
+    Metadata given override the defaults, so a test can write one that contradicts its weights;
+    ``outputs`` is the network's number of outputs (default: the head's). Returns the path."""
+    import torch
+
+    from rotation_utils import heads, models
+
+    def make(name="m.pt", outputs=None, **metadata):
+        metadata = {"backbone": "resnet18", "width": 8, "image_size": 32, "head": "cos_sin_mse", **metadata}
+        if outputs is None:
+            outputs = heads.num_outputs(metadata["head"], metadata.get("bins", 72))
+        torch.manual_seed(0)
+        network = models.build_regressor("resnet18", "random", width=8, num_outputs=outputs, verbose=False)
+        return models.save_checkpoint(tmp_path / name, network, {"num_outputs": outputs, **metadata})
+
+    return make
