@@ -1,9 +1,12 @@
 """Exercise checks that do not show the answer: the check cell holds a digest, not the value.
 
-Used by the check cells of notebooks 01, 02 and 03. The author computes ``answer_digest(answer)``
-once and writes the digest into the check cell; ``check_answer`` then passes a learner's value
-whose digest matches, optionally within a tolerance, and raises ``AssertionError`` with a hint
-otherwise. The digest hides the answer from a reader; it does not stop someone who tries values.
+Used by the check cells of the notebooks. The author computes ``answer_digest(answer)`` once and
+writes the digest into the check cell; ``check_answer`` then passes a learner's value whose digest
+matches, optionally within a tolerance, and raises ``AssertionError`` with a hint otherwise. The
+digest hides the answer from a reader; it does not stop someone who tries values. An answer that
+depends on the run (the photos, a training) cannot be a digest: the ``check_*`` functions below
+recompute it here, out of the notebook's sight. ``tests/test_exercise_checks.py`` runs every
+check cell against a right and a wrong answer.
 """
 from __future__ import annotations
 
@@ -14,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["answer_digest", "check_answer", "DIGEST_LENGTH", "MAX_CANDIDATES"]
+__all__ = ["answer_digest", "check_answer", "DIGEST_LENGTH", "MAX_CANDIDATES", "check_tanh_mse_predictions",
+           "check_upside_down_view", "check_reflect_dataset", "check_transfer_gap", "check_most_helped_head"]
 
 DIGEST_LENGTH = 16  # hex characters of sha256 kept
 MAX_CANDIDATES = 100_000  # most values check_answer tries within a tolerance
@@ -105,3 +109,114 @@ def check_answer(value, digest, decimals=2, tolerance=None, hint="") -> None:
         right = False
     if not right:
         raise AssertionError(message)
+
+
+# --------------------------------------------------------------------------- checks of answers that
+# depend on the run (the data, the photos, a training): they recompute the answer out of sight, in
+# this module, so that a check cell shows neither the answer nor how to get it. Each returns None
+# for a right answer and raises AssertionError "not yet: <hint>" otherwise.
+
+def _fail(hint: str):
+    raise AssertionError(f"not yet: {hint}")
+
+
+def check_tanh_mse_predictions(predicted_deg, train_set, val_set, settings: dict) -> None:
+    """Notebook 02, exercise 3: ``predicted_deg`` must be the validation predictions (degrees,
+    one per sample of ``val_set``) of ``digits.RotationCNN(head="tanh", seed=0)`` trained on
+    ``train_set`` with ``loss="mse"`` and ``settings`` (the notebook's ``SGD_SETTINGS``). The
+    check trains that network again (seconds on a CPU) and compares: the mean circular
+    difference must be under 1°. The true angles, or another network's answers, fail."""
+    from . import angles, digits
+
+    hint = ('train digits.RotationCNN(head="tanh", seed=0) with loss="mse" and **SGD_SETTINGS, then '
+            "predict on val_set with digits.predict_angles_deg")
+    if predicted_deg is None:
+        _fail(hint)
+    try:
+        predicted_deg = np.asarray(predicted_deg, dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        _fail(hint)
+    if len(predicted_deg) != len(val_set):
+        _fail(f"one prediction per validation digit ({len(val_set)}); {hint}")
+    network = digits.RotationCNN(head="tanh", seed=0)
+    digits.train_rotation_cnn(network, train_set, loss="mse", progress=False, **settings)
+    expected = digits.predict_angles_deg(network, val_set)
+    if not np.isfinite(predicted_deg).all() or angles.circular_absolute_error_deg(predicted_deg, expected).mean() >= 1.0:
+        _fail(hint)
+
+
+def check_upside_down_view(view, dataset) -> None:
+    """Notebook 03, exercise 2: ``view`` must hold exactly the samples of ``dataset`` tagged
+    ``val`` whose ``angle_deg`` is within 10° of 180° (circular absolute error < 10°)."""
+    from .angles import circular_absolute_error_deg
+
+    hint = "a view of the validation samples whose angle_deg is within 10° of 180°"
+    if view is None or not hasattr(view, "values"):
+        _fail(hint)
+    val = dataset.match_tags("val")
+    ids, angles_deg = val.values("id"), np.asarray(val.values("angle_deg"), dtype=np.float64)
+    expected = {i for i, a in zip(ids, angles_deg) if circular_absolute_error_deg(a, 180.0) < 10}
+    try:
+        found = view.values("id")
+    except Exception:  # noqa: BLE001 - not a FiftyOne view: a wrong answer
+        _fail(hint)
+    if len(found) != len(set(found)) or set(found) != expected:
+        _fail(hint)
+
+
+def check_reflect_dataset(candidate, course_dataset, photos) -> None:
+    """Notebook 03, exercise 3: ``candidate`` must be a FiftyOne dataset other than
+    ``course_dataset`` (another name) whose samples are rotated copies of exactly ``photos``
+    (every one of them, no other), all with the ``reflect`` border, each photo's copies all
+    tagged ``train`` or all ``val``."""
+    hint = ("build it with datasets.build_rotated_dataset from source.paths[:5], border='reflect', "
+            "under a name of its own")
+    if candidate is None or not hasattr(candidate, "values") or not hasattr(candidate, "name"):
+        _fail(hint)
+    if candidate.name == course_dataset.name or len(candidate) == 0:
+        _fail(hint)
+    if set(candidate.values("border")) != {"reflect"}:
+        _fail("every sample's border must be 'reflect'")
+    sources = candidate.values("source_filepath")
+    if {str(p) for p in sources} != {str(p) for p in photos}:
+        _fail("the samples must come from the five photos source.paths[:5], each of them")
+    split = {}
+    for source, tags in zip(sources, candidate.values("tags")):
+        split.setdefault(source, set()).update(t for t in tags if t in ("train", "val"))
+    if any(len(tags) != 1 for tags in split.values()):
+        _fail("every copy of a photo must carry its photo's tag, train or val")
+
+
+def check_transfer_gap(cost_deg, is_firm, frozen_runs, every_layer_runs) -> None:
+    """Notebook 04, exercise 2: ``cost_deg`` must be the mean validation MAE (degrees, the
+    ``["val"]["mae_deg"]`` of each seed's training summary) of ``frozen_runs`` minus that of
+    ``every_layer_runs``, within 0.05°; ``is_firm`` whether its size exceeds the spread
+    (max − min over the seeds) of both arms."""
+    frozen = [run["val"]["mae_deg"] for run in frozen_runs]
+    every_layer = [run["val"]["mae_deg"] for run in every_layer_runs]
+    right = float(np.mean(frozen) - np.mean(every_layer))
+    if cost_deg is None or is_firm is None:
+        _fail("store a number in frozen_cost_deg and True or False in frozen_cost_is_firm")
+    try:
+        close = abs(float(cost_deg) - right) <= 0.05
+    except (TypeError, ValueError):
+        close = False
+    if not close:
+        _fail("average each arm's validation MAE over its seeds, then subtract: frozen minus all layers")
+    if not isinstance(is_firm, (bool, np.bool_)) or bool(is_firm) != (abs(right) > max(np.ptp(frozen), np.ptp(every_layer))):
+        _fail("compare the size of the difference with the spread (max − min) of each arm's seeds")
+
+
+def check_most_helped_head(answer, runs) -> None:
+    """Notebook 07, exercise 3: ``answer`` must name the head whose MAE the four turns lower the
+    most, as a mean over its seeds, in ``runs`` (one dict per head and seed, with ``"head"``
+    and the summaries ``"one_pass"`` and ``"four_turns"``)."""
+    hint = "for each head, average (MAE in one pass − MAE with the turns) over its seeds, and take the largest"
+    gains = {}
+    for run in runs:
+        gains.setdefault(run["head"], []).append(run["one_pass"]["mae_deg"] - run["four_turns"]["mae_deg"])
+    if answer not in gains:
+        _fail(f"the name of a head, one of {', '.join(gains)}")
+    best = max(gains, key=lambda name: np.mean(gains[name]))
+    if answer != best:
+        _fail(hint)

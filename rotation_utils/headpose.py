@@ -59,6 +59,10 @@ __all__ = [
     "flip_landmarks",
     "rotate_landmarks",
     "FLIP_68",
+    "FACE_PARTS_68",
+    "schematic_face",
+    "project_face",
+    "draw_face",
     "face_box",
     "normalised_landmarks",
     "mean_face_shape",
@@ -82,6 +86,7 @@ __all__ = [
     "head_pose_dir",
     "HeadPoseSplits",
     "course_splits",
+    "enable_data_cells",
     "training_set",
     "evaluation_sets",
     "run_cnn",
@@ -396,6 +401,104 @@ def rotate_landmarks(landmarks, phi_deg: float, centre) -> np.ndarray:
     d = landmarks - np.asarray(centre, dtype=np.float64)
     # y points down, so a counter-clockwise turn on screen is (x, y) → (x c + y s, -x s + y c)
     return np.stack([d[:, 0] * c + d[:, 1] * s, -d[:, 0] * s + d[:, 1] * c], axis=1) + centre
+
+
+# --------------------------------------------------------------------------- a face without data
+
+#: The image-left half of the schematic face (iBUG 68-point numbering; x right, y down, z away
+#: from the camera, in centimetres of an adult face seen from the front). The other half is its
+#: mirror (:data:`FLIP_68`). Drawn for this course from the usual proportions of a face (eyes at
+#: mid-height, about one eye's width apart, nose a third of the face long), not fitted to any
+#: data set, so it shares nothing with AFLW2000's labels.
+_SCHEMATIC_HALF = {
+    # jaw, from the temple at eye level down to the chin (8)
+    0: (-7.0, -1.2, 2.5), 1: (-6.9, 0.3, 1.8), 2: (-6.7, 1.8, 1.2), 3: (-6.3, 3.2, 0.5),
+    4: (-5.7, 4.6, -0.3), 5: (-4.8, 5.8, -1.2), 6: (-3.7, 6.8, -2.2), 7: (-2.0, 7.6, -3.2),
+    8: (0.0, 7.9, -3.6),
+    # eyebrow, outer to inner
+    17: (-5.4, -3.0, -2.0), 18: (-4.5, -3.6, -3.0), 19: (-3.4, -3.8, -3.7), 20: (-2.3, -3.7, -4.2),
+    21: (-1.2, -3.4, -4.5),
+    # nose: bridge down to the tip (30), then the nostrils' base
+    27: (0.0, -2.0, -4.3), 28: (0.0, -0.9, -5.1), 29: (0.0, 0.2, -5.9), 30: (0.0, 1.4, -6.7),
+    31: (-1.3, 2.4, -4.6), 32: (-0.7, 2.6, -5.0), 33: (0.0, 2.7, -5.3),
+    # eye: outer corner (36), upper lid, inner corner (39), lower lid
+    36: (-4.3, -1.6, -2.6), 37: (-3.6, -2.0, -3.2), 38: (-2.6, -2.0, -3.4), 39: (-1.8, -1.6, -3.3),
+    40: (-2.6, -1.3, -3.3), 41: (-3.6, -1.3, -3.1),
+    # outer lips: corner (48), upper lip to the middle (51); lower lip from the middle (57)
+    48: (-2.5, 4.6, -3.7), 49: (-1.6, 4.2, -4.4), 50: (-0.6, 3.9, -4.9), 51: (0.0, 4.0, -5.0),
+    57: (0.0, 5.7, -4.6), 58: (-0.8, 5.6, -4.4), 59: (-1.7, 5.2, -4.1),
+    # inner lips: corner (60), upper (61, 62), lower (66, 67)
+    60: (-2.1, 4.6, -3.9), 61: (-0.8, 4.5, -4.5), 62: (0.0, 4.5, -4.7), 66: (0.0, 4.7, -4.6),
+    67: (-0.8, 4.7, -4.4),
+}
+
+#: The parts of the 68-point scheme, as runs of points to join with lines (:func:`draw_face`).
+FACE_PARTS_68 = {
+    "jaw": list(range(0, 17)), "right eyebrow": list(range(17, 22)), "left eyebrow": list(range(22, 27)),
+    "nose bridge": list(range(27, 31)), "nostrils": list(range(31, 36)),
+    "right eye": list(range(36, 42)) + [36], "left eye": list(range(42, 48)) + [42],
+    "outer lips": list(range(48, 60)) + [48], "inner lips": list(range(60, 68)) + [60],
+}
+
+
+def schematic_face() -> np.ndarray:
+    """A generic 3-D face of 68 landmarks (iBUG numbering) that ships with the course: (68, 3),
+    looking at the camera, in OpenCV's camera frame (x right, y down, z away from the camera),
+    centred and scaled to unit RMS radius (:func:`normalised_landmarks`), symmetric left-right.
+
+    Source: drawn by hand for this course (``_SCHEMATIC_HALF``: half a face in centimetres from
+    the usual proportions, mirrored), not fitted to any data, so notebook 08 can teach PnP
+    without a data set, and PnP on AFLW2000 can use a face that did not come from the labels'
+    own 3-D fits. It is a caricature: a real person's face differs from it by several percent
+    of its radius (a test measures how much on AFLW2000's fits).
+    """
+    points = np.full((68, 3), np.nan)
+    for index, xyz in _SCHEMATIC_HALF.items():
+        points[index] = xyz
+        mirror = FLIP_68[index]
+        if mirror != index:
+            points[mirror] = (-xyz[0], xyz[1], xyz[2])
+    # the points on the middle line that have no partner of their own
+    for index in (8, 27, 28, 29, 30, 33, 51, 57, 62, 66):
+        points[index, 0] = 0.0
+    if np.isnan(points).any():  # pragma: no cover - a point missing from _SCHEMATIC_HALF
+        raise AssertionError(f"schematic face lacks points {np.flatnonzero(np.isnan(points).any(axis=1))}")
+    return normalised_landmarks(points)
+
+
+def project_face(shape_3d, angles_deg, focal_px: float, face_radius_px: float = 60.0,
+                 image_size=(450, 450), noise_px: float = 0.0, rng=None) -> np.ndarray:
+    """The 68 image landmarks (68, 2), pixels, of a 3-D face turned to a known pose and seen by a
+    pinhole camera: the synthetic data of notebook 08's geometry sections.
+
+    shape_3d: (68, 3) face at unit RMS radius (e.g. :func:`schematic_face`); angles_deg: (yaw,
+    pitch, roll) in degrees (:func:`pose_matrix`'s convention); focal_px: the camera's focal
+    length in pixels; face_radius_px: the face's RMS radius in the image, pixels (the camera
+    stands ``focal_px / face_radius_px`` face radii away); image_size: (width, height) pixels,
+    the face at the centre; noise_px: standard deviation of Gaussian noise added to each
+    coordinate, pixels (drawn from ``rng``, a ``numpy.random.Generator``; default seed 0).
+    Raises ValueError for a non-positive focal length or radius, or a negative noise.
+    """
+    if focal_px <= 0 or face_radius_px <= 0 or noise_px < 0:
+        raise ValueError(f"focal_px and face_radius_px must be > 0 and noise_px >= 0; got {focal_px}, "
+                         f"{face_radius_px} and {noise_px}")
+    shape_3d = np.asarray(shape_3d, dtype=np.float64)
+    camera_points = shape_3d @ pose_matrix(*angles_deg).T
+    camera_points[:, 2] += focal_px / face_radius_px
+    width, height = image_size
+    points = focal_px * camera_points[:, :2] / camera_points[:, 2:] + (width / 2, height / 2)
+    if noise_px:
+        rng = rng if rng is not None else np.random.default_rng(0)
+        points = points + rng.normal(0.0, noise_px, points.shape)
+    return points
+
+
+def draw_face(ax, points, color: str = "black", linewidth: float = 1.0, **kwargs) -> None:
+    """Draw 68 landmarks (68, 2) as lines joining each part of the face (:data:`FACE_PARTS_68`)
+    on a matplotlib axis; ``kwargs`` go to ``ax.plot``."""
+    points = np.asarray(points, dtype=np.float64)
+    for run in FACE_PARTS_68.values():
+        ax.plot(points[run, 0], points[run, 1], color=color, linewidth=linewidth, **kwargs)
 
 
 def face_box(sample: HeadPoseSample, margin: float = 0.2, min_side_px: float = 20.0) -> tuple:
@@ -989,6 +1092,31 @@ def course_splits(folder=None, pointing_test_fraction: float = 0.25, seed: int =
         skipped += skipped_here
         pointing_train, pointing_test = person_split(pointing, pointing_test_fraction, seed)
     return HeadPoseSplits(parts["aflw2000_more"], parts["aflw2000_sample"], pointing_train, pointing_test, skipped)
+
+
+def enable_data_cells(available: bool, reason: str = "") -> None:
+    """Register the cell magic ``%%head_pose_data`` in the running IPython kernel: a cell that
+    starts with it runs as usual when ``available`` is true, and otherwise prints one line
+    ("skipped: ..." with ``reason``) and does nothing. Notebook 08 marks with it the cells
+    that need AFLW2000-3D or Pointing'04 (``ROTATION_COURSE_HEAD_POSE``), so that the rest of
+    the notebook runs everywhere. An error inside a marked cell is raised again, so that the
+    cell fails as any other would.
+    Raises RuntimeError outside IPython (a plain Python script has no cell magics).
+    """
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is None:
+        raise RuntimeError("enable_data_cells needs an IPython kernel (a notebook); a script can test "
+                           "`splits is not None` itself")
+
+    def head_pose_data(line, cell):
+        if not available:
+            print(f"skipped: this cell needs the head-pose data{f' ({reason})' if reason else ''}")
+            return
+        shell.run_cell(cell).raise_error()
+
+    shell.register_magic_function(head_pose_data, magic_kind="cell", magic_name="head_pose_data")
 
 
 def training_set(splits: HeadPoseSplits, size: int = 112, aflw_repeats: int = 8, max_roll_deg: float = 30.0,

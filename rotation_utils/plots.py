@@ -58,8 +58,10 @@ def show_images(images, titles=None, ncols: int = 6, size: float = 2.0, suptitle
     """
     n = len(images)
     nrows = max(1, int(np.ceil(n / ncols)))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if suptitle else 0)),
-                             squeeze=False)
+    title_lines = max((str(t).count("\n") + 1 for t in titles), default=0) if titles is not None else 0
+    # room above each row for its titles (8-point lines), so that they do not run into the row above
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, nrows * (size + 0.17 * title_lines)
+                                                    + (0.4 if suptitle else 0)), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for i, image in enumerate(images):

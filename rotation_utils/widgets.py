@@ -212,13 +212,32 @@ def encoding_loss_explorer(true_deg: float = 10.0, predicted_deg: float = 350.0)
 
 def plot_head_pose(image, labelled_deg, chosen_deg, shape_3d, axes=None):
     """Notebook 08's pose drawing: a face with its labelled axes (dashed) and the chosen pose's
-    axes (solid) from the crop's centre, and beside it the generic 3-D face (68 points) seen in the chosen
-    pose. image: a PIL face crop; labelled_deg, chosen_deg: (yaw, pitch, roll) degrees;
-    shape_3d: (68, 3), e.g. :func:`rotation_utils.headpose.mean_face_shape`. Returns the figure."""
+    axes (solid) from the crop's centre, and beside it the 3-D face (68 points) seen in the
+    chosen pose. image: a PIL face crop, or None for the 3-D face alone (one panel, drawn as
+    lines by :func:`rotation_utils.headpose.draw_face` through a camera 10 face radii away);
+    labelled_deg, chosen_deg: (yaw, pitch, roll) degrees; shape_3d: (68, 3), e.g.
+    :func:`rotation_utils.headpose.schematic_face` or ``mean_face_shape``. axes: two matplotlib
+    axes (one without an image), or None for a new figure. Returns the figure."""
     import matplotlib.pyplot as plt
 
     from . import headpose
 
+    if image is None:
+        if axes is None:
+            fig, ax = plt.subplots(figsize=(4.2, 4.2))
+        else:
+            ax = np.atleast_1d(axes)[0]
+            fig = ax.figure
+        points = headpose.project_face(shape_3d, chosen_deg, focal_px=10.0, face_radius_px=1.0, image_size=(0, 0))
+        headpose.draw_face(ax, points)
+        headpose.draw_pose_axes(ax, *chosen_deg, (0.0, 0.0), 1.4)
+        ax.set_xlim(-2, 2)
+        ax.set_ylim(2, -2)
+        ax.set_aspect("equal")
+        ax.set_title("yaw {:.0f}°, pitch {:.0f}°, roll {:.0f}°".format(*chosen_deg), fontsize=9)
+        ax.set_xlabel("image x (face radii)")
+        ax.set_ylabel("image y (face radii, down)")
+        return fig
     if axes is None:
         fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.8))
     else:
@@ -246,7 +265,8 @@ def plot_head_pose(image, labelled_deg, chosen_deg, shape_3d, axes=None):
 
 def head_pose_explorer(image, labelled_deg, shape_3d):
     """Three sliders (yaw, pitch, roll, degrees in [-90, 90]) that redraw :func:`plot_head_pose`,
-    starting at the face's label. Returns an ipywidgets ``VBox``. Taught in notebook 08."""
+    starting at ``labelled_deg``; image None draws the 3-D face ``shape_3d`` alone. Returns an
+    ipywidgets ``VBox``. Taught in notebook 08."""
     import ipywidgets as w
     import matplotlib.pyplot as plt
 

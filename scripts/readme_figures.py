@@ -33,7 +33,7 @@ FIGURES = {
     "05_measuring_circular_error.ipynb": ("0f031683", "circular error against the true angle"),
     "06_what_the_network_looks_at.ipynb": ("0cc47fb9", "Grad-CAM along the predicted direction"),
     "07_classification_or_regression.ipynb": ("2b6be291", "five heads on the same features and budget"),
-    "08_head_pose.ipynb": ("6dddc38c", "head pose by PnP: error against the focal length"),
+    "08_head_pose.ipynb": ("p3focal1", "PnP on synthetic faces: error against the assumed focal length"),
     "09_straightening_real_photos.ipynb": ("f1ce34d7", "held-out photos turned and straightened"),
 }
 

@@ -420,3 +420,77 @@ def test_normalised_landmarks_forget_the_place_and_size_of_the_face():
     np.testing.assert_allclose(out.mean(axis=0), 0.0, atol=1e-12)
     assert np.sqrt((out ** 2).sum(axis=1).mean()) == pytest.approx(1.0)
     assert not np.allclose(hp.normalised_landmarks(face * np.array([1.0, 2.0])), out)  # a stretch is not forgotten
+
+
+# --------------------------------------------------------------------------- the schematic face (no data)
+
+def test_schematic_face_is_normalised_symmetric_and_looks_at_the_camera():
+    face = hp.schematic_face()
+    assert face.shape == (68, 3) and np.isfinite(face).all()
+    assert np.allclose(face.mean(axis=0), 0.0, atol=1e-12)
+    assert math.isclose(np.sqrt((face ** 2).sum(axis=1).mean()), 1.0)
+    assert np.allclose(face[hp.FLIP_68] * [-1, 1, 1], face)  # its mirror is itself, renumbered
+    nose_tip, chin, brow = face[30], face[8], face[19]
+    assert nose_tip[2] == face[:, 2].min()  # the nose tip is nearest the camera
+    assert chin[1] > nose_tip[1] > brow[1]  # y points down: brow, nose, chin
+    assert face[36, 0] < face[39, 0] < 0 < face[42, 0] < face[45, 0]  # eye corners left to right
+
+
+def test_project_face_then_pnp_gives_the_pose_back_and_noise_costs_little():
+    face = hp.schematic_face()
+    rng = np.random.default_rng(3)
+    for pose in [(0.0, 0.0, 0.0), (30.0, -10.0, 20.0), (-65.0, 25.0, -15.0)]:
+        exact = hp.project_face(face, pose, focal_px=450, face_radius_px=90)
+        assert np.allclose(hp.solve_pnp_pose(exact, face, (450, 450), 450), pose, atol=1e-6)
+        noisy = hp.project_face(face, pose, focal_px=450, face_radius_px=90, noise_px=1.0, rng=rng)
+        assert 0 < np.abs(noisy - exact).max() < 6
+        assert np.abs(hp.solve_pnp_pose(noisy, face, (450, 450), 450) - pose).max() < 2.0
+    frontal = hp.project_face(face, (0.0, 0.0, 0.0), focal_px=450, face_radius_px=90)
+    assert np.allclose(frontal.mean(axis=0), (225, 225), atol=5)  # the face sits in the middle
+    assert 80 < np.sqrt(((frontal - frontal.mean(axis=0)) ** 2).sum(axis=1).mean()) < 100  # about 90 px
+    with pytest.raises(ValueError):
+        hp.project_face(face, (0, 0, 0), focal_px=0)
+
+
+def test_yaw_turns_the_nose_to_the_images_left_and_roll_turns_clockwise():
+    face = hp.schematic_face()
+    centre = hp.project_face(face, (0.0, 0.0, 0.0), 450)[30]
+    assert hp.project_face(face, (30.0, 0.0, 0.0), 450)[30][0] < centre[0] - 10  # nose to the image's left
+    assert hp.project_face(face, (0.0, 30.0, 0.0), 450)[30][1] < centre[1] - 5  # looking up: nose goes up
+    rolled = hp.project_face(face, (0.0, 0.0, 30.0), 450)
+    top = rolled[27] - rolled[8]  # chin to the top of the nose: "up" in the image
+    assert top[0] > 0  # the top of the head tilts to the image's right: clockwise
+
+
+def test_flip_and_turn_labels_hold_on_the_schematic_face_without_data():
+    face = hp.schematic_face()
+    for pose in [(45.0, -20.0, 15.0), (70.0, 10.0, -5.0)]:
+        points = hp.project_face(face, pose, 450)
+        mirrored = hp.solve_pnp_pose(hp.flip_landmarks(points, 450), face, (450, 450), 450)
+        assert np.allclose(mirrored, hp.flip_pose(pose), atol=1e-6)
+        turned = hp.solve_pnp_pose(hp.rotate_landmarks(points, 30.0, (225, 225)), face, (450, 450), 450)
+        assert np.allclose(turned, hp.rotate_pose(pose, 30.0), atol=1e-6)
+        assert np.abs(turned - np.subtract(pose, (0, 0, 30))).max() > 10  # "roll − φ" is wrong here
+
+
+def test_enable_data_cells_needs_ipython(monkeypatch):
+    monkeypatch.setattr("IPython.get_ipython", lambda: None)  # as in a plain script
+    with pytest.raises(RuntimeError, match="IPython"):
+        hp.enable_data_cells(True)
+
+
+def test_enable_data_cells_runs_or_skips_a_marked_cell(capsys):
+    from IPython.testing.globalipapp import get_ipython
+
+    shell = get_ipython()
+    try:
+        hp.enable_data_cells(False, "no folder")
+        shell.run_cell_magic("head_pose_data", "", "ran = True")
+        assert "ran" not in shell.user_ns and "skipped" in capsys.readouterr().out
+        hp.enable_data_cells(True)
+        shell.run_cell_magic("head_pose_data", "", "ran = True")
+        assert shell.user_ns["ran"] is True
+        with pytest.raises(ZeroDivisionError):
+            shell.run_cell_magic("head_pose_data", "", "1 / 0")
+    finally:
+        shell.user_ns.pop("ran", None)
