@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 __all__ = ["answer_digest", "check_answer", "DIGEST_LENGTH", "MAX_CANDIDATES", "check_tanh_mse_predictions",
-           "check_upside_down_view", "check_reflect_dataset", "check_transfer_gap", "check_most_helped_head"]
+           "check_upside_down_view", "check_reflect_dataset", "check_transfer_gap", "check_most_helped_head",
+           "check_coverage_mae", "check_hardest_photo", "check_paired_share", "check_min_confidence"]
 
 DIGEST_LENGTH = 16  # hex characters of sha256 kept
 MAX_CANDIDATES = 100_000  # most values check_answer tries within a tolerance
@@ -220,3 +221,80 @@ def check_most_helped_head(answer, runs) -> None:
     best = max(gains, key=lambda name: np.mean(gains[name]))
     if answer != best:
         _fail(hint)
+
+
+def _number(value) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def check_coverage_mae(mae_deg, error_deg, confidence, coverage: float) -> None:
+    """Notebook 05, exercise 2: ``mae_deg`` must be the MAE (degrees) of the share ``coverage``
+    (0–1) of the samples with the largest ``confidence`` (the output vector lengths), as
+    ``evaluation.coverage_curve`` keeps them (ceil(coverage × n) samples), within 0.01°.
+    error_deg, confidence: arrays of shape (n,)."""
+    from . import evaluation
+
+    value = _number(mae_deg)
+    if value is None:
+        _fail("store a number of degrees in the answer variable")
+    right = float(evaluation.coverage_curve(np.asarray(error_deg), np.asarray(confidence),
+                                            coverages=[coverage])["mae_deg"][0])
+    if abs(value - right) > 0.01:
+        _fail("keep the samples with the longest output vectors, then average their errors "
+              "(evaluation.coverage_curve does both)")
+
+
+def check_hardest_photo(photo, mae_deg, photo_of_sample, error_deg) -> None:
+    """Notebook 05, exercise 3: ``photo`` must be the photo (an entry of ``photo_of_sample``,
+    one per sample) whose samples have the largest mean error, and ``mae_deg`` that mean
+    (degrees) within 0.01°. error_deg: array of shape (n,) matching ``photo_of_sample``."""
+    names = np.array([str(p) for p in photo_of_sample])
+    errors = np.asarray(error_deg, dtype=float)
+    if photo is None or str(photo) not in set(names):
+        _fail("hardest_photo must be one of the entries of photo_of_sample")
+    value = _number(mae_deg)
+    if value is None or abs(value - errors[names == str(photo)].mean()) > 0.01:
+        _fail("hardest_mae must be the mean error of that photo's samples")
+    worst = max(errors[names == name].mean() for name in set(names))
+    if errors[names == str(photo)].mean() < worst - 1e-9:
+        _fail("another photo has a larger mean error: group the errors by photo first")
+
+
+def check_paired_share(share, errors_a_deg, errors_b_deg) -> None:
+    """Notebook 06, exercise 3: ``share`` (0–1) must be the share of samples whose error in
+    ``errors_a_deg`` is strictly smaller than in ``errors_b_deg`` (two arrays of shape (n,),
+    degrees, paired sample by sample), within 0.001."""
+    value = _number(share)
+    if value is None or not 0 <= value <= 1:
+        _fail("a share between 0 and 1")
+    right = float(np.mean(np.asarray(errors_a_deg) < np.asarray(errors_b_deg)))
+    if abs(value - right) > 1e-3:
+        _fail("compare the two errors of each sample (reflect input against crop input) and count "
+              "the samples where reflect is strictly smaller")
+
+
+def check_min_confidence(threshold, confidence, error_deg, max_mae_deg: float) -> None:
+    """Notebook 09, exercise 3: ``threshold`` must be the smallest of the ``confidence`` values
+    (shape (n,)) for which the samples at or above it have a mean ``error_deg`` (degrees) of at
+    most ``max_mae_deg``; None where no such value exists (the right answer then)."""
+    conf = np.asarray(confidence, dtype=float)
+    err = np.asarray(error_deg, dtype=float)
+    good = [c for c in np.sort(conf) if err[conf >= c].mean() <= max_mae_deg]
+    if threshold is None:
+        if good:
+            _fail("there is such a threshold in this run: look among the confidences")
+        return
+    value = _number(threshold)
+    if value is None:
+        _fail("store a confidence (a number), or None if no threshold keeps the MAE low enough")
+    kept = conf >= value
+    if not kept.any():
+        _fail("that threshold keeps no photo at all")
+    if err[kept].mean() > max_mae_deg:
+        _fail("the photos kept at that threshold have too large an MAE")
+    if any(c < value for c in good):
+        _fail("a lower threshold also keeps the MAE low enough: look for the smallest")

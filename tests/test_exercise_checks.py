@@ -7,8 +7,8 @@ summaries as a run writes them) and the answers to try. A right answer comes fro
 own solution cell run in the same namespace (or, where that needs a whole training, from a
 value); every wrong answer must raise AssertionError without showing the right answer.
 
-To add a notebook (05, 06, 09): add its number to ``COVERED`` and one ``Check`` per check cell;
-``test_every_check_cell_is_covered`` says which cells still lack one.
+A new check cell needs one ``Check``; ``test_every_check_cell_is_covered`` says which cells still
+lack one.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ from rotation_utils import angles, exercises, headpose, heads, profiles, rotatio
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = {path.name[:2]: path for path in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")}
 #: The notebooks whose every check cell must have an entry below.
-COVERED = ("01", "02", "03", "04", "07", "08")
+COVERED = ("01", "02", "03", "04", "05", "06", "07", "08", "09")
 
 
 @cache
@@ -201,6 +201,46 @@ def the_right_function(a_deg, b_deg):
     return np.minimum(d, 360.0 - d)
 
 
+def validation_context() -> dict:
+    """Notebook 05's validation answers, made up: 12 photos × 3 rotations; photo 4 fails at every
+    angle (the largest mean error), photo 7 has the single largest error; the longest output
+    vectors go with the smallest errors."""
+    from rotation_utils import evaluation
+
+    rng = np.random.default_rng(5)
+    photo_of_sample = [Path(f"/photos/p{i:02d}.jpg") for i in range(12) for _ in range(3)]
+    error_deg = rng.uniform(1, 30, size=36)
+    error_deg[12:15] = (120.0, 130.0, 110.0)
+    error_deg[21] = 175.0
+    vector_norm = 1.0 / (1.0 + error_deg / 20.0) + rng.normal(0, 0.2, size=36)
+    result = {"error_deg": error_deg, "vector_norm": vector_norm}
+    return {"evaluation": evaluation, "result": result, "photo_of_sample": photo_of_sample,
+            "summary": {"mae_deg": float(error_deg.mean())}, "photo_name": lambda path: Path(path).name}
+
+
+def border_context() -> dict:
+    """Notebook 06's paired errors of the reflect-trained model, with ties between the inputs."""
+    rng = np.random.default_rng(6)
+    on_crop = rng.uniform(0, 90, size=40).round()
+    on_reflect = np.where(np.arange(40) % 5 == 0, on_crop, on_crop + rng.normal(-3, 10, size=40).round())
+    return {"found": {("reflect", "reflect"): {"error_deg": np.abs(on_reflect)},
+                      ("reflect", "crop"): {"error_deg": on_crop}}}
+
+
+def confidence_context(reachable: bool = True) -> dict:
+    """Notebook 09's four-turn answers: confidences and errors of 30 photos. Unreachable: even the
+    most confident photo is off by more than 20°."""
+    rng = np.random.default_rng(9)
+    confidence = rng.uniform(0, 1, size=30)
+    error_deg = 70 * (1 - confidence) + rng.uniform(0, 10, size=30) + (0 if reachable else 25)
+    return {"found": {"four turns (--tta)": {"confidence": confidence, "error_deg": error_deg}}}
+
+
+def tta_threshold(ns: dict, pick: str) -> float:
+    f = ns["found"]["four turns (--tta)"]
+    return float({"largest": np.max, "smallest": np.min}[pick](f["confidence"]))
+
+
 # --------------------------------------------------------------------------- the checks
 
 CHECKS = [
@@ -265,6 +305,51 @@ CHECKS = [
         wrong=[{"frozen_cost_deg": 2.5, "frozen_cost_is_firm": True}]),
     Check("04", "ex3chec1", context=lambda: {"PROFILE": profiles.get_profile("quick"), "train_loader": range(88)},
           wrong=[{"ema_steps_1pct": 458}, {"ema_steps_1pct": 69}, {"ema_steps_1pct": 100}, {"ema_steps_1pct": None}]),
+    # 05: measuring circular error
+    Check("05", "02fe7517", wrong=[{"exercise_summary": None},
+                                   {"exercise_summary": angles.summarize_errors(np.array([2.0] * 100))},
+                                   {"exercise_summary": angles.summarize_errors(np.array([2.0] * 95 + [178.0] * 5))},
+                                   {"exercise_summary": angles.summarize_errors(np.array([2.0] * 95 + [180.0] * 4))}]),
+    Check("05", "885e09e5", context=validation_context, wrong=[
+        {"mae_at_90": None},
+        {"mae_at_90": lambda ns: float(ns["result"]["error_deg"].mean())},  # every sample
+        {"mae_at_90": lambda ns: float(np.sort(ns["result"]["error_deg"])[:33].mean())},  # the smallest errors
+        {"mae_at_90": lambda ns: float(ns["result"]["error_deg"][np.argsort(ns["result"]["vector_norm"])[:33]].mean())},
+    ]),
+    Check("05", "2954a90d", context=validation_context, wrong=[
+        {"hardest_photo": None, "hardest_mae": None},
+        {"hardest_photo": Path("/photos/p07.jpg"), "hardest_mae": lambda ns: float(ns["result"]["error_deg"][21:24].mean())},
+        {"hardest_photo": Path("/photos/p04.jpg"), "hardest_mae": 130.0},  # its largest error, not the mean
+        {"hardest_photo": Path("/elsewhere/p04.jpg"), "hardest_mae": 120.0},
+    ]),
+    # 06: what the network looks at
+    Check("06", "f0d18ee8", context=lambda: {"gradcam": __import__("rotation_utils.gradcam").gradcam},
+          wrong=[{"uniform_share": None}, {"uniform_share": 0.5}, {"uniform_share": 0.25},
+                 {"uniform_share": lambda ns: float(ns["gradcam"].border_fill_mask(100, 100, 30.0, 64).mean())}]),
+    Check("06", "40f0ba2e", context=lambda: {"gradcam": __import__("rotation_utils.gradcam").gradcam},
+          wrong=[{"most_fill_deg": None}, {"most_fill_deg": 0}, {"most_fill_deg": 30}, {"most_fill_deg": 360}]),
+    Check("06", "3986b697", context=border_context, wrong=[
+        {"share_reflect_better": None},
+        {"share_reflect_better": lambda ns: float(np.mean(ns["found"]["reflect", "reflect"]["error_deg"]
+                                                          <= ns["found"]["reflect", "crop"]["error_deg"]))},  # ties
+        {"share_reflect_better": lambda ns: float(np.mean(ns["found"]["reflect", "crop"]["error_deg"]
+                                                          < ns["found"]["reflect", "reflect"]["error_deg"]))},
+        {"share_reflect_better": 0.5}, {"share_reflect_better": 45.0},
+    ]),
+    # 09: straightening real photos
+    Check("09", "a742a9d5", wrong=[{"correction_deg": None}, {"correction_deg": 350.0}, {"correction_deg": -10.0},
+                                   {"correction_deg": -350.0}]),
+    Check("09", "2696e6ca", wrong=[{"area_left": None}, {"area_left": 1.0}, {"area_left": float(np.cos(np.radians(10)))},
+                                   {"area_left": 0.5}]),
+    Check("09", "705c1138", context=confidence_context, wrong=[
+        {"min_confidence": None},  # there is one in this run
+        {"min_confidence": lambda ns: tta_threshold(ns, "largest")},  # keeps a low MAE, but not the smallest
+        {"min_confidence": lambda ns: tta_threshold(ns, "smallest")},  # keeps everything
+        {"min_confidence": 2.0},  # keeps nothing
+    ]),
+    Check("09", "705c1138", context=lambda: confidence_context(reachable=False),
+          right={"min_confidence": None},
+          wrong=[{"min_confidence": lambda ns: tta_threshold(ns, "largest")}, {"min_confidence": 0.5}]),
     # 07: classification or regression
     Check("07", "11b2fb16", wrong=[{"circular_expected_deg": 214.0}, {"circular_expected_deg": 350.0},
                                    {"circular_expected_deg": 2.0}, {"circular_expected_deg": -2.0}]),
