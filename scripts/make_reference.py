@@ -66,7 +66,8 @@ def main(argv=None) -> int:
                           + "".join(sorted(f"{reference.photo_digest(p)}\n" for p in train_photos)))
     with tempfile.TemporaryDirectory() as tmp:
         folder = evaluation.link_photos(val_photos, Path(tmp) / "val")
-        held_out = {"photos": len(val_photos), "rotations": 6, "border": "crop",
+        held_out = {"trained_on_collections": [Path(f).name for f in args.images],
+                    "photos": len(val_photos), "rotations": 6, "border": "crop",
                     "one_pass": evaluation.evaluate_folder(checkpoint, folder),
                     "four_turns": evaluation.evaluate_folder(checkpoint, folder, tta=True)}
     if args.left_out:

@@ -366,6 +366,7 @@ def test_make_reference_script_halves_and_measures_on_the_held_out_photos(tmp_pa
     held_out = json.loads((tmp_path / "ref" / "held_out.json").read_text())
     _, val_photos = datasets.split_photos(photos, 0.3, seed=0)
     assert held_out["photos"] == len(val_photos) == 3
+    assert held_out["trained_on_collections"] == ["photos"]
     assert held_out["one_pass"]["n"] == held_out["four_turns"]["n"] == 3 * 6
     assert models.load_checkpoint(tmp_path / "ref" / "reference.pt", verbose=False)[1]["precision"] == "float16"
     from rotation_utils import reference
