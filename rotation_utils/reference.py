@@ -62,7 +62,9 @@ def out_of_collection(paths, folder=None) -> list[Path]:
     photos' common folder) counts when none of its photos is a training photo. These are the
     photos whose errors a user meets on photos of their own (issue 19); the shipped model's own
     held-out photos of its training collections are :func:`unseen_by_reference` but not these.
-    Raises FileNotFoundError when the reference is not there.
+    Pass every photo of the folder, not only held-out ones: a training collection is recognised
+    by its training photos among ``paths`` (of held-out photos alone, every collection would
+    look unseen). Raises FileNotFoundError when the reference is not there.
     """
     from .datasets import photo_collections
 

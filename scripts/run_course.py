@@ -5,6 +5,7 @@ images aside, which go to data/) land in the run folder. Ends by printing the tr
 validation figures and where the figures are.
 
     python scripts/run_course.py [--profile quick] [--notebooks 01 03 ...] [--timeout 1800] [--inplace]
+        [--out RUN_DIR | --into EXISTING_RUN_DIR]
 """
 from __future__ import annotations
 
@@ -159,14 +160,24 @@ def main(argv=None) -> int:
     parser.add_argument("--profile", default=os.environ.get("ROTATION_COURSE_PROFILE", "quick"))
     parser.add_argument("--notebooks", nargs="*", help="number prefixes to run (default: all)")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
-    parser.add_argument("--out", help="run folder (default runs/<timestamp>)")
+    parser.add_argument("--out", help="run folder (default runs/<timestamp>); must not exist yet")
+    parser.add_argument("--into", metavar="RUN_DIR",
+                        help="an existing run folder to run in: its checkpoint of notebook 4 is used again "
+                             "(re-running later notebooks without training again)")
     parser.add_argument("--inplace", action="store_true",
                         help="maintainers: store the outputs in the committed notebooks themselves")
     args = parser.parse_args(argv)
 
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    run = Path(args.out) if args.out else ROOT / "runs" / stamp
-    run.mkdir(parents=True, exist_ok=False)
+    if args.into and args.out:
+        parser.error("--into and --out exclude each other")
+    if args.into:
+        run = Path(args.into)
+        if not (run / "artifacts").is_dir():
+            parser.error(f"--into {args.into}: not a run folder (no artifacts/ in it)")
+    else:
+        run = Path(args.out) if args.out else ROOT / "runs" / stamp
+        run.mkdir(parents=True, exist_ok=False)
     # Relative folders are meant from the project root; the kernels start in notebooks/.
     for name in ("ROTATION_COURSE_IMAGES", "ROTATION_COURSE_MNIST", "ROTATION_COURSE_HEAD_POSE"):
         if os.environ.get(name):
