@@ -172,11 +172,11 @@ def main(argv=None) -> int:
     if args.into and args.out:
         parser.error("--into and --out exclude each other")
     if args.into:
-        run = Path(args.into)
+        run = Path(args.into).resolve()  # the kernels start in notebooks/: no relative paths
         if not (run / "artifacts").is_dir():
             parser.error(f"--into {args.into}: not a run folder (no artifacts/ in it)")
     else:
-        run = Path(args.out) if args.out else ROOT / "runs" / stamp
+        run = Path(args.out).resolve() if args.out else ROOT / "runs" / stamp
         run.mkdir(parents=True, exist_ok=False)
     # Relative folders are meant from the project root; the kernels start in notebooks/.
     for name in ("ROTATION_COURSE_IMAGES", "ROTATION_COURSE_MNIST", "ROTATION_COURSE_HEAD_POSE"):
