@@ -81,3 +81,15 @@ def test_make_course_runs_a_widget_notebook_through_the_sliced_client(run_course
             client.execute_cell(cell, index)
     assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in nb.cells[0].outputs)
     assert nb.cells[1].outputs[0]["text"] == "after the slider\n"
+
+
+def test_into_needs_an_existing_run_folder_and_excludes_out(run_course, tmp_path, capsys):
+    """--into re-runs later notebooks in a run folder that holds notebook 4's model: a folder
+    without artifacts/ is refused before anything runs, and so is --into with --out."""
+    with pytest.raises(SystemExit):
+        run_course.main(["--into", str(tmp_path), "--notebooks", "99"])
+    assert "not a run folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        run_course.main(["--into", str(tmp_path), "--out", str(tmp_path / "new"), "--notebooks", "99"])
+    assert "exclude each other" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
